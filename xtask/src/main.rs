@@ -1,0 +1,102 @@
+//! `cargo run -p xtask -- guests [OUT_DIR]`: build every guest the tests, the benchmark and
+//! the page use, and write `index.json` (name → file, sha256, size) beside them.
+//!
+//! Rust guests are the `counter` crate built with different features; the structural
+//! faults (a missing export, bad metadata, a trapping start function, …) cannot be written
+//! with the SDK, which always emits a correct guest, so they are hand-written WebAssembly
+//! text, one defect each, derived from one valid WAT guest.
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::{env, fs};
+
+use sha2::{Digest, Sha256};
+
+mod wat_guests;
+
+/// (output name, cargo features of the `counter` crate).
+const RUST_GUESTS: &[(&str, &str)] = &[
+    ("counter-v1", ""),
+    ("counter-v2", "v2"),
+    ("counter-load-traps", "fault-load-traps"),
+    ("counter-load-rejects", "fault-load-rejects"),
+    ("counter-traps-after-swap", "fault-traps-after-swap"),
+    ("bench-200k-v1", "ballast-200k"),
+    ("bench-200k-v2", "v2,ballast-200k"),
+    ("bench-2m-v1", "ballast-2m"),
+    ("bench-2m-v2", "v2,ballast-2m"),
+];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("guests") => {
+            let out = args.get(1).map(PathBuf::from).unwrap_or_else(|| root().join("target/guests"));
+            match build_guests(&out) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("xtask guests: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        _ => {
+            eprintln!("usage: cargo run -p xtask -- guests [OUT_DIR]");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+fn build_guests(out: &Path) -> Result<(), String> {
+    fs::create_dir_all(out).map_err(|e| format!("create {}: {e}", out.display()))?;
+    let mut index = Vec::new();
+    for (name, features) in RUST_GUESTS {
+        let bytes = build_rust_guest(features)?;
+        index.push(write_guest(out, name, &bytes)?);
+    }
+    for (name, text) in wat_guests::all() {
+        let bytes = wat::parse_str(&text).map_err(|e| format!("{name}.wat: {e}"))?;
+        index.push(write_guest(out, name, &bytes)?);
+    }
+    let json = format!("{{\n{}\n}}\n", index.join(",\n"));
+    fs::write(out.join("index.json"), json).map_err(|e| format!("write index.json: {e}"))?;
+    eprintln!("xtask guests: {} guests in {}", index.len(), out.display());
+    Ok(())
+}
+
+fn build_rust_guest(features: &str) -> Result<Vec<u8>, String> {
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(root())
+        .args(["build", "--quiet", "--release", "--target", "wasm32-unknown-unknown", "-p", "counter"]);
+    if !features.is_empty() {
+        cmd.args(["--features", features]);
+    }
+    let status = cmd.status().map_err(|e| format!("run cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!("building counter with features [{features}] failed"));
+    }
+    let artifact = root().join("target/wasm32-unknown-unknown/release/counter.wasm");
+    fs::read(&artifact).map_err(|e| format!("read {}: {e}", artifact.display()))
+}
+
+/// Write `<name>.wasm` unless identical bytes are already there (keeps mtimes stable for
+/// caches), and return its `index.json` entry.
+fn write_guest(out: &Path, name: &str, bytes: &[u8]) -> Result<String, String> {
+    let path = out.join(format!("{name}.wasm"));
+    if fs::read(&path).ok().as_deref() != Some(bytes) {
+        fs::write(&path, bytes).map_err(|e| format!("write {}: {e}", path.display()))?;
+    }
+    let mut hex = String::with_capacity(64);
+    for b in Sha256::digest(bytes) {
+        let _ = write!(hex, "{b:02x}");
+    }
+    Ok(format!(
+        "  \"{name}\": {{ \"file\": \"{name}.wasm\", \"sha256\": \"{hex}\", \"size\": {} }}",
+        bytes.len()
+    ))
+}
