@@ -47,12 +47,27 @@ impl fmt::Display for ValType {
     }
 }
 
-/// Formats as `(i32, i32) -> i64`, the form used in error messages and docs.
+/// Formats as `(i32, i32) -> i64` (a lone result bare, none as `()`), the form used in
+/// error messages and docs.
 impl fmt::Display for FuncSig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write_list(f, &self.params)?;
         f.write_str(" -> ")?;
-        write_list(f, &self.results)
+        match &self.results[..] {
+            [single] => write!(f, "{single}"),
+            many => write_list(f, many),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{FuncSig, ValType::*};
+
+    #[test]
+    fn display_matches_the_abi_document() {
+        assert_eq!(FuncSig::new(&[I32, I32], &[I64]).to_string(), "(i32, i32) -> i64");
+        assert_eq!(FuncSig::new(&[], &[]).to_string(), "() -> ()");
     }
 }
 

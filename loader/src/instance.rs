@@ -1,0 +1,286 @@
+//! Stage 4 (instantiate): one running guest — its instance, its memory, its ABI exports —
+//! with every call and every `(ptr, len)` it returns checked. Nothing here panics: traps
+//! become [`LoaderError::GuestTrap`], bad buffers [`LoaderError::OutOfBounds`].
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use hotswap_abi::{exports, host, log_level, status, unpack, HOST_MODULE};
+use js_sys::{Function, Object, Reflect, Uint8Array, WebAssembly};
+use wasm_bindgen::{closure::Closure, JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+
+use crate::error::{is_trap, js_message, LoaderError};
+use crate::events::{Detail, Emitter, Event};
+use crate::validate::Interface;
+
+/// What the host imports of one instance share: its memory (known only after
+/// instantiation) and the last error the guest logged (reported with its traps).
+#[derive(Default)]
+struct HostState {
+    memory: Option<WebAssembly::Memory>,
+    last_error: Option<String>,
+    version: String,
+    emitter: Option<Rc<Emitter>>,
+}
+
+/// The closures behind an instance's `hotswap` imports; freed with the instance.
+struct HostImports {
+    _log: Closure<dyn FnMut(u32, u32, u32)>,
+    _random_fill: Closure<dyn FnMut(u32, u32)>,
+    _now_ms: Closure<dyn FnMut() -> f64>,
+}
+
+/// A running guest.
+pub struct GuestInstance {
+    /// The compiled module (kept for rollback after the instance is gone).
+    pub module: WebAssembly::Module,
+    /// Its interface.
+    pub interface: Rc<Interface>,
+    /// Its SHA-256, hex.
+    pub sha256: String,
+    instance: WebAssembly::Instance,
+    memory: WebAssembly::Memory,
+    alloc: Function,
+    free: Function,
+    save: Function,
+    load: Function,
+    dispose: Option<Function>,
+    host: Rc<RefCell<HostState>>,
+    _imports: HostImports,
+}
+
+impl GuestInstance {
+    /// Instantiate `module`: this runs its start function, if any.
+    pub async fn new(
+        module: WebAssembly::Module,
+        interface: Rc<Interface>,
+        sha256: String,
+        app_imports: &Object,
+        emitter: Rc<Emitter>,
+    ) -> Result<Self, LoaderError> {
+        let version = interface.metadata.version.to_string();
+        let host = Rc::new(RefCell::new(HostState { version, emitter: Some(emitter), ..HostState::default() }));
+        let (import_object, closures) = import_object(&host, app_imports)?;
+        let instantiated = JsFuture::from(WebAssembly::instantiate_module(&module, &import_object))
+            .await
+            .map_err(|e| {
+                if is_trap(&e) {
+                    trap("start", &e, None)
+                } else {
+                    LoaderError::InstantiateFailed(js_message(&e))
+                }
+            })?;
+        let instance: WebAssembly::Instance = instantiated.unchecked_into();
+        let exports = instance.exports();
+        let memory: WebAssembly::Memory = get(&exports, exports::MEMORY)?.unchecked_into();
+        host.borrow_mut().memory = Some(memory.clone());
+        Ok(Self {
+            alloc: get(&exports, exports::ALLOC.0)?.unchecked_into(),
+            free: get(&exports, exports::FREE.0)?.unchecked_into(),
+            save: get(&exports, exports::STATE_SAVE.0)?.unchecked_into(),
+            load: get(&exports, exports::STATE_LOAD.0)?.unchecked_into(),
+            dispose: interface.has_dispose.then(|| get(&exports, exports::DISPOSE.0)).transpose()?.map(JsCast::unchecked_into),
+            module,
+            interface,
+            sha256,
+            instance,
+            memory,
+            host,
+            _imports: closures,
+        })
+    }
+
+    /// The guest's version.
+    pub fn version(&self) -> String {
+        self.interface.metadata.version.to_string()
+    }
+
+    /// The exported function `name`, if the module has it.
+    pub fn export(&self, name: &str) -> Option<Function> {
+        Reflect::get(&self.instance.exports(), &name.into()).ok()?.dyn_into().ok()
+    }
+
+    /// `hotswap_alloc(len)`.
+    pub fn alloc(&self, len: u32) -> Result<u32, LoaderError> {
+        let ptr = self.call(&self.alloc, "alloc", &[len.into()])?;
+        let ptr = as_u32(&ptr);
+        if ptr == 0 && len > 0 {
+            return Err(LoaderError::AllocFailed { len });
+        }
+        self.check_bounds("alloc", ptr, len)?;
+        Ok(ptr)
+    }
+
+    /// `hotswap_free(ptr, len)`; a trap here is reported but changes nothing we rely on.
+    pub fn free(&self, ptr: u32, len: u32) -> Result<(), LoaderError> {
+        self.call(&self.free, "free", &[ptr.into(), len.into()]).map(drop)
+    }
+
+    /// `hotswap_state_save(schema)`: the state's location, bounds-checked.
+    pub fn save(&self, schema: u32) -> Result<(u32, u32), LoaderError> {
+        let packed = self.call(&self.save, "save", &[schema.into()])?;
+        let (ptr, len) = unpack(u64::try_from(packed).map_err(|_| LoaderError::GuestTrap {
+            phase: "save".into(),
+            message: "state_save did not return an i64".into(),
+            rolled_back: false,
+        })?);
+        self.check_bounds("save", ptr, len)?;
+        Ok((ptr, len))
+    }
+
+    /// `hotswap_state_load(ptr, len, schema)`.
+    pub fn load(&self, ptr: u32, len: u32, schema: u32) -> Result<(), LoaderError> {
+        let code = self.call(&self.load, "load", &[ptr.into(), len.into(), schema.into()])?;
+        match code.as_f64().map(|c| c as i32) {
+            Some(status::OK) => Ok(()),
+            other => Err(LoaderError::StateLoadRejected {
+                status: other.unwrap_or(status::FAILED),
+                detail: self.host.borrow_mut().last_error.take(),
+            }),
+        }
+    }
+
+    /// `hotswap_dispose()`, if exported. Called once this version is no longer bound.
+    pub fn dispose(&self) -> Result<(), LoaderError> {
+        match &self.dispose {
+            Some(f) => self.call(f, "dispose", &[]).map(drop),
+            None => Ok(()),
+        }
+    }
+
+    /// A fresh view of the whole memory. Views detach when memory grows, so never keep
+    /// one across a guest call.
+    pub fn view(&self) -> Uint8Array {
+        Uint8Array::new(&self.memory.buffer())
+    }
+
+    /// Current memory size in bytes.
+    pub fn memory_bytes(&self) -> u64 {
+        u64::from(self.view().byte_length())
+    }
+
+    /// Copy `(ptr, len)` out of guest memory.
+    pub fn read(&self, ptr: u32, len: u32) -> Result<Vec<u8>, LoaderError> {
+        self.check_bounds("read", ptr, len)?;
+        let mut out = vec![0; len as usize];
+        self.view().subarray(ptr, ptr + len).copy_to(&mut out);
+        Ok(out)
+    }
+
+    /// Allocate a guest buffer holding `bytes`.
+    pub fn write_new(&self, bytes: &[u8]) -> Result<u32, LoaderError> {
+        let len = bytes.len() as u32;
+        let ptr = self.alloc(len)?;
+        self.view().subarray(ptr, ptr + len).copy_from(bytes);
+        Ok(ptr)
+    }
+
+    /// Fail unless `(ptr, len)` lies inside memory.
+    pub fn check_bounds(&self, phase: &str, ptr: u32, len: u32) -> Result<(), LoaderError> {
+        let memory_bytes = self.memory_bytes();
+        if u64::from(ptr) + u64::from(len) > memory_bytes {
+            return Err(LoaderError::OutOfBounds { phase: phase.into(), ptr, len, memory_bytes });
+        }
+        Ok(())
+    }
+
+    /// Call a guest function; a trap becomes [`LoaderError::GuestTrap`] with the guest's
+    /// last logged error (a Rust guest logs its panic message just before trapping).
+    pub fn call(&self, f: &Function, phase: &str, args: &[JsValue]) -> Result<JsValue, LoaderError> {
+        let args: js_sys::Array = args.iter().collect();
+        Reflect::apply(f, &JsValue::UNDEFINED, &args).map_err(|e| self.trap_error(phase, &e))
+    }
+
+    /// Convert what a guest call threw.
+    pub fn trap_error(&self, phase: &str, thrown: &JsValue) -> LoaderError {
+        let last = self.host.borrow_mut().last_error.take();
+        trap(phase, thrown, last)
+    }
+}
+
+fn trap(phase: &str, thrown: &JsValue, guest_message: Option<String>) -> LoaderError {
+    let mut message = js_message(thrown);
+    if let Some(m) = guest_message {
+        message = format!("{message} (guest: {m})");
+    }
+    LoaderError::GuestTrap { phase: phase.into(), message, rolled_back: false }
+}
+
+fn as_u32(value: &JsValue) -> u32 {
+    // i32 results arrive as JS numbers, possibly negative for pointers above 2 GiB.
+    value.as_f64().map(|n| n as i64 as u32).unwrap_or(0)
+}
+
+fn get(exports: &Object, name: &str) -> Result<JsValue, LoaderError> {
+    match Reflect::get(exports, &name.into()) {
+        Ok(v) if !v.is_undefined() => Ok(v),
+        _ => Err(LoaderError::MissingExport { name: name.into() }),
+    }
+}
+
+/// `{ hotswap: { log, random_fill, now_ms }, app: { … } }`.
+fn import_object(host_state: &Rc<RefCell<HostState>>, app: &Object) -> Result<(Object, HostImports), LoaderError> {
+    let state = host_state.clone();
+    let log = Closure::<dyn FnMut(u32, u32, u32)>::new(move |level: u32, ptr: u32, len: u32| {
+        host_log(&state, level as i32, ptr, len);
+    });
+    let state = host_state.clone();
+    let random_fill = Closure::<dyn FnMut(u32, u32)>::new(move |ptr: u32, len: u32| {
+        host_random_fill(&state, ptr, len);
+    });
+    let now_ms = Closure::<dyn FnMut() -> f64>::new(js_sys::Date::now);
+    let ns = Object::new();
+    let set = |name: &str, f: &JsValue| Reflect::set(&ns, &name.into(), f).map(drop);
+    set(host::LOG.0, log.as_ref())
+        .and_then(|_| set(host::RANDOM_FILL.0, random_fill.as_ref()))
+        .and_then(|_| set(host::NOW_MS.0, now_ms.as_ref()))
+        .map_err(|e| LoaderError::InvalidArgument(js_message(&e)))?;
+    let imports = Object::new();
+    let _ = Reflect::set(&imports, &HOST_MODULE.into(), &ns);
+    let _ = Reflect::set(&imports, &hotswap_abi::APP_MODULE.into(), app);
+    Ok((imports, HostImports { _log: log, _random_fill: random_fill, _now_ms: now_ms }))
+}
+
+/// The guest's memory as a view, if `(ptr, len)` lies inside it.
+fn guest_slice(state: &HostState, ptr: u32, len: u32) -> Option<Uint8Array> {
+    let view = Uint8Array::new(&state.memory.as_ref()?.buffer());
+    (u64::from(ptr) + u64::from(len) <= u64::from(view.byte_length())).then(|| view.subarray(ptr, ptr + len))
+}
+
+fn host_log(state: &Rc<RefCell<HostState>>, level: i32, ptr: u32, len: u32) {
+    let Ok(mut s) = state.try_borrow_mut() else { return };
+    let Some(bytes) = guest_slice(&s, ptr, len) else { return };
+    let message = String::from_utf8_lossy(&bytes.to_vec()).into_owned();
+    if level == log_level::ERROR {
+        s.last_error = Some(message.clone());
+    }
+    let (version, emitter) = (s.version.clone(), s.emitter.clone());
+    drop(s);
+    // Delivered from a microtask: a listener must not run inside a guest call (it could
+    // re-enter the slot, and it would lengthen a commit's pause).
+    if let Some(emitter) = emitter {
+        wasm_bindgen_futures::spawn_local(async move {
+            emitter.emit(Event::new("log", Some(&version), None).with(Detail {
+                level: Some(level),
+                message: Some(message),
+                ..Detail::default()
+            }));
+        });
+    }
+}
+
+fn host_random_fill(state: &Rc<RefCell<HostState>>, ptr: u32, len: u32) {
+    let Ok(s) = state.try_borrow() else { return };
+    let Some(target) = guest_slice(&s, ptr, len) else { return };
+    let Ok(crypto) = Reflect::get(&js_sys::global(), &"crypto".into()).and_then(|c| c.dyn_into::<web_sys::Crypto>().map_err(JsValue::from)) else {
+        return;
+    };
+    // getRandomValues fills at most 64 KiB per call.
+    let mut offset = 0;
+    while offset < len {
+        let end = len.min(offset + 65_536);
+        let _ = crypto.get_random_values_with_array_buffer_view(&target.subarray(offset, end));
+        offset = end;
+    }
+}
