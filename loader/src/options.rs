@@ -137,6 +137,13 @@ impl LoadOptions {
         if value.is_undefined() || value.is_null() {
             return Ok(Self::default());
         }
+        // serde-wasm-bindgen looks struct fields up by name and never sees extra keys, so
+        // `deny_unknown_fields` alone would let a typo like `limitz` pass silently.
+        reject_unknown_keys(value, "options", &["limits", "autoRollbackCalls", "requiredExports", "imports", "onEvent"])?;
+        let limits = get(value, "limits")?;
+        if !limits.is_undefined() {
+            reject_unknown_keys(&limits, "options.limits", &["maxModuleBytes", "maxStateBytes", "maxMemoryPages"])?;
+        }
         let plain: PlainOptions =
             serde_wasm_bindgen::from_value(value.clone()).map_err(|e| invalid(&format!("options: {e}")))?;
         let app_imports = match get(value, "imports")? {
@@ -171,6 +178,16 @@ fn app_namespace(imports: &JsValue) -> Result<Object, LoaderError> {
         }
     }
     Ok(app)
+}
+
+fn reject_unknown_keys(value: &JsValue, what: &str, allowed: &[&str]) -> Result<(), LoaderError> {
+    let object: &Object = value.dyn_ref().ok_or_else(|| invalid(&format!("{what} must be an object")))?;
+    for key in Object::keys(object).iter().filter_map(|k| k.as_string()) {
+        if !allowed.contains(&key.as_str()) {
+            return Err(invalid(&format!("unknown field `{what}.{key}`, expected one of {}", allowed.join(", "))));
+        }
+    }
+    Ok(())
 }
 
 fn get(target: &JsValue, key: &str) -> Result<JsValue, LoaderError> {

@@ -229,7 +229,8 @@ fn check_exports(s: &Sections, required: &[String]) -> Result<(Vec<(String, Func
     Ok((user, s.export(exports::DISPOSE.0).is_some()))
 }
 
-#[cfg(test)]
+// Native only: the fixtures are assembled with `wat`, a host dev-dependency.
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
 

@@ -1,0 +1,363 @@
+//! The loader in a real headless Chrome, against real guests served over loopback by
+//! `tests/support/server.mjs` (its URL is baked in at build time as HOTSWAP_TEST_SERVER).
+//!
+//! Every failure test checks three things: the typed code, that the old version still
+//! answers, and that a checksum of its state is unchanged.
+#![cfg(target_arch = "wasm32")]
+
+use std::rc::Rc;
+
+use js_sys::{Function, Object, Reflect, Uint8Array};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen_test::*;
+use wasm_hotswap::hash::{sha256, Digest};
+use wasm_hotswap::options::{LoadOptions, ModuleSource, Origin};
+use wasm_hotswap::slot::Slot;
+use wasm_hotswap::LoaderError;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+fn server() -> &'static str {
+    option_env!("HOTSWAP_TEST_SERVER").expect("build with HOTSWAP_TEST_SERVER=<fixture server URL> (npm test does)")
+}
+
+async fn get_json(path: &str) -> JsValue {
+    let response: web_sys::Response = JsFuture::from(web_sys::window().unwrap().fetch_with_str(&format!("{}{path}", server())))
+        .await
+        .unwrap()
+        .unchecked_into();
+    JsFuture::from(response.json().unwrap()).await.unwrap()
+}
+
+async fn get_bytes(path: &str) -> Vec<u8> {
+    let response: web_sys::Response = JsFuture::from(web_sys::window().unwrap().fetch_with_str(&format!("{}{path}", server())))
+        .await
+        .unwrap()
+        .unchecked_into();
+    Uint8Array::new(&JsFuture::from(response.array_buffer().unwrap()).await.unwrap()).to_vec()
+}
+
+/// The digest `xtask guests` recorded for a guest (computed natively, not by the loader).
+async fn digest_of(name: &str) -> Digest {
+    let index = get_json("/guests/index.json").await;
+    let entry = Reflect::get(&index, &name.into()).unwrap();
+    Digest::from_hex(&Reflect::get(&entry, &"sha256".into()).unwrap().as_string().unwrap()).unwrap()
+}
+
+async fn by_url(name: &str) -> ModuleSource {
+    ModuleSource { origin: Origin::Url(format!("{}/guests/{name}.wasm", server())), sha256: digest_of(name).await }
+}
+
+fn options(js: &str) -> LoadOptions {
+    LoadOptions::from_js(&js_sys::JSON::parse(js).unwrap()).unwrap()
+}
+
+async fn load(name: &str, opts: &str) -> Rc<Slot> {
+    Slot::load(by_url(name).await, options(opts)).await.unwrap_or_else(|e| panic!("load {name}: {e}"))
+}
+
+fn export(slot: &Slot, name: &str) -> Function {
+    Reflect::get(&slot.exports(), &name.into()).unwrap().unchecked_into()
+}
+
+fn call_i64(f: &Function) -> i64 {
+    i64::try_from(f.call0(&JsValue::UNDEFINED).unwrap()).unwrap()
+}
+
+fn describe(slot: &Slot) -> String {
+    String::from_utf8(slot.call_bytes("describe", b"").unwrap_or_else(|_| panic!("describe failed"))).unwrap()
+}
+
+/// SHA-256 of the running guest's saved state.
+fn checksum(slot: &Slot) -> String {
+    sha256(&slot.save_state().unwrap().1).to_hex()
+}
+
+/// A v1 counter at count 3 with a 4 KiB payload.
+async fn running_v1(opts: &str) -> (Rc<Slot>, Function) {
+    let slot = load("counter-v1", opts).await;
+    let increment = export(&slot, "increment");
+    for _ in 0..3 {
+        call_i64(&increment);
+    }
+    export(&slot, "fill").call1(&JsValue::UNDEFINED, &4096.into()).unwrap();
+    (slot, increment)
+}
+
+/// `swap` must fail with `code`, and v1 must still run with its state unchanged.
+async fn assert_refused(slot: &Rc<Slot>, increment: &Function, source: ModuleSource, code: &str) -> LoaderError {
+    let before = checksum(slot);
+    let version = slot.current().unwrap().version;
+    let err = slot.swap(source).await.expect_err("swap should have been refused");
+    assert_eq!(err.code(), code, "wrong code for: {err}");
+    assert_eq!(slot.current().unwrap().version, version, "the running version changed");
+    assert_eq!(checksum(slot), before, "the running version's state changed");
+    let count = i64::try_from(export(slot, "count").call0(&JsValue::UNDEFINED).unwrap()).unwrap();
+    assert_eq!(call_i64(increment), count + 1, "the old version no longer answers");
+    err
+}
+
+#[wasm_bindgen_test]
+async fn load_reports_metadata_and_the_guest_answers() {
+    let slot = load("counter-v1", "{}").await;
+    let info = slot.current().unwrap();
+    assert_eq!((info.name.as_str(), info.version.as_str(), info.state_schema), ("counter", "1.0.0", 1));
+    assert_eq!(info.sha256, digest_of("counter-v1").await.to_hex());
+    assert!(info.exports.contains(&"increment".to_string()));
+    assert_eq!(call_i64(&export(&slot, "increment")), 1);
+    assert_eq!(describe(&slot), "counter 1.0.0: 1 (step 1, 0 payload bytes)");
+}
+
+#[wasm_bindgen_test]
+async fn swap_v1_to_v2_migrates_state_and_the_reference_taken_before_calls_new_logic() {
+    let (slot, increment) = running_v1("{}").await;
+    let exports_before = slot.exports();
+    let info = slot.swap(by_url("counter-v2").await).await.unwrap();
+    assert_eq!(info.version, "2.0.0");
+    assert!(Object::is(&exports_before, &slot.exports()), "the exports object was replaced");
+    // Same function reference, new logic: v2 steps by 2, from the migrated count of 3.
+    assert_eq!(call_i64(&increment), 5);
+    assert_eq!(describe(&slot), "counter 2.0.0: 5 (step 2, 4096 payload bytes)");
+    assert_eq!(slot.previous().unwrap().version, "1.0.0");
+}
+
+#[wasm_bindgen_test]
+async fn a_hand_written_wat_guest_takes_over_from_a_rust_guest() {
+    let slot = load("counter-v1", "{}").await;
+    let increment = export(&slot, "increment");
+    call_i64(&increment);
+    call_i64(&increment);
+    slot.swap(by_url("wat-counter").await).await.unwrap();
+    assert_eq!(call_i64(&increment), 3);
+    // `describe` exists in the slot but not in this version: a typed error, not a crash.
+    let err = slot.call_bytes("describe", b"").err().map(|f| f.into_js()).unwrap();
+    assert_eq!(LoaderError::code_of(&err).as_deref(), Some("NOT_IN_VERSION"));
+}
+
+#[wasm_bindgen_test]
+async fn bytes_and_strings_go_in_and_out_without_pointers() {
+    let slot = load("counter-v1", "{}").await;
+    assert_eq!(slot.call_bytes("add", b"41").ok().unwrap(), b"count=41");
+    assert_eq!(slot.call_bytes("echo", &[0, 1, 255]).ok().unwrap(), vec![0, 1, 255]);
+    let big = vec![7u8; 3 << 20];
+    assert_eq!(slot.call_bytes("echo", &big).ok().unwrap().len(), big.len());
+    let err = slot.call_bytes("increment", b"").err().unwrap().into_js();
+    assert_eq!(LoaderError::code_of(&err).as_deref(), Some("INVALID_ARGUMENT"));
+}
+
+#[wasm_bindgen_test]
+async fn a_guest_error_is_a_typed_trap_carrying_the_guests_message_and_state_survives() {
+    let slot = load("counter-v1", "{}").await;
+    slot.call_bytes("add", b"2").ok().unwrap();
+    let err = slot.call_bytes("add", b"two").err().unwrap().into_js();
+    assert_eq!(LoaderError::code_of(&err).as_deref(), Some("GUEST_TRAP"));
+    let message = wasm_hotswap::error::js_message(&err);
+    assert!(message.contains("not a number: \"two\""), "{message}");
+    assert_eq!(slot.call_bytes("add", b"1").ok().unwrap(), b"count=3");
+}
+
+#[wasm_bindgen_test]
+async fn hash_mismatch_reports_expected_and_actual_and_keeps_v1() {
+    let (slot, inc) = running_v1("{}").await;
+    let wrong = ModuleSource { origin: Origin::Url(format!("{}/guests/counter-v2.wasm", server())), sha256: digest_of("counter-v1").await };
+    let err = assert_refused(&slot, &inc, wrong, "HASH_MISMATCH").await;
+    let LoaderError::HashMismatch { expected, actual } = err else { unreachable!() };
+    assert_eq!(expected, digest_of("counter-v1").await.to_hex());
+    assert_eq!(actual, digest_of("counter-v2").await.to_hex());
+}
+
+#[wasm_bindgen_test]
+async fn a_flipped_byte_is_refused_before_any_guest_code_runs() {
+    let (slot, inc) = running_v1("{}").await;
+    let mut bytes = get_bytes("/guests/counter-v2.wasm").await;
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 1;
+    let source = ModuleSource { origin: Origin::Bytes(Uint8Array::from(&bytes[..])), sha256: digest_of("counter-v2").await };
+    assert_refused(&slot, &inc, source, "HASH_MISMATCH").await;
+}
+
+#[wasm_bindgen_test]
+async fn network_failures_are_typed_truncated_body_404_and_refused_connection() {
+    let (slot, inc) = running_v1("{}").await;
+    let digest = digest_of("counter-v2").await;
+    let at = |path: &str| ModuleSource { origin: Origin::Url(format!("{}{path}", server())), sha256: digest };
+    assert_refused(&slot, &inc, at("/truncated/counter-v2.wasm"), "BODY_INCOMPLETE").await;
+    let err = assert_refused(&slot, &inc, at("/status/404"), "HTTP_STATUS").await;
+    assert!(matches!(err, LoaderError::HttpStatus { status: 404, .. }));
+    let nowhere = ModuleSource { origin: Origin::Url("http://127.0.0.1:9/counter.wasm".into()), sha256: digest };
+    assert_refused(&slot, &inc, nowhere, "FETCH_FAILED").await;
+}
+
+#[wasm_bindgen_test]
+async fn the_servers_mime_type_does_not_matter_the_hash_does() {
+    let (slot, _) = running_v1("{}").await;
+    let source = ModuleSource { origin: Origin::Url(format!("{}/as-text/counter-v2.wasm", server())), sha256: digest_of("counter-v2").await };
+    assert_eq!(slot.swap(source).await.unwrap().version, "2.0.0");
+}
+
+#[wasm_bindgen_test]
+async fn bytes_that_are_not_wasm_are_refused() {
+    let (slot, inc) = running_v1("{}").await;
+    let junk = b"<html>not a module</html>";
+    let source = ModuleSource { origin: Origin::Bytes(Uint8Array::from(&junk[..])), sha256: sha256(junk) };
+    assert_refused(&slot, &inc, source, "NOT_WASM").await;
+}
+
+#[wasm_bindgen_test]
+async fn oversize_modules_are_refused_including_an_endless_body() {
+    let (slot, inc) = running_v1(r#"{"limits": {"maxModuleBytes": 100000}}"#).await;
+    let err = assert_refused(&slot, &inc, by_url("bench-200k-v2").await, "MODULE_TOO_LARGE").await;
+    assert!(matches!(err, LoaderError::ModuleTooLarge { limit: 100_000, .. }));
+    let endless = ModuleSource { origin: Origin::Url(format!("{}/endless", server())), sha256: digest_of("counter-v2").await };
+    assert_refused(&slot, &inc, endless, "MODULE_TOO_LARGE").await;
+}
+
+#[wasm_bindgen_test]
+async fn oversize_state_is_refused() {
+    let (slot, inc) = running_v1(r#"{"limits": {"maxStateBytes": 100000}}"#).await;
+    export(&slot, "fill").call1(&JsValue::UNDEFINED, &200_000.into()).unwrap();
+    let err = assert_refused(&slot, &inc, by_url("counter-v2").await, "STATE_TOO_LARGE").await;
+    assert!(matches!(err, LoaderError::StateTooLarge { limit: 100_000, actual: 200_008 }));
+}
+
+#[wasm_bindgen_test]
+async fn structurally_broken_guests_are_refused_with_their_own_codes() {
+    let (slot, inc) = running_v1(r#"{"limits": {"maxMemoryPages": 1000}}"#).await;
+    for (guest, code) in [
+        ("fault-no-metadata", "METADATA_MISSING"),
+        ("fault-bad-metadata", "METADATA_INVALID"),
+        ("fault-abi-major", "ABI_INCOMPATIBLE"),
+        ("fault-missing-export", "MISSING_EXPORT"),
+        ("fault-alloc-signature", "EXPORT_SIGNATURE"),
+        ("fault-foreign-import", "UNKNOWN_IMPORT"),
+        ("fault-other-guest", "GUEST_MISMATCH"),
+        ("fault-schema-gap", "SCHEMA_INCOMPATIBLE"),
+        ("fault-huge-memory", "MEMORY_LIMIT"),
+    ] {
+        let err = assert_refused(&slot, &inc, by_url(guest).await, code).await;
+        if let LoaderError::MissingExport { name } = &err {
+            assert_eq!(name, "hotswap_state_load");
+        }
+    }
+}
+
+#[wasm_bindgen_test]
+async fn guests_that_trap_or_refuse_during_the_swap_leave_v1_running() {
+    let (slot, inc) = running_v1("{}").await;
+    let err = assert_refused(&slot, &inc, by_url("fault-start-traps").await, "GUEST_TRAP").await;
+    assert!(matches!(&err, LoaderError::GuestTrap { phase, .. } if phase == "start"));
+    let err = assert_refused(&slot, &inc, by_url("counter-load-traps").await, "GUEST_TRAP").await;
+    assert!(matches!(&err, LoaderError::GuestTrap { phase, message, .. } if phase == "load" && message.contains("fault-load-traps")), "{err}");
+    let err = assert_refused(&slot, &inc, by_url("counter-load-rejects").await, "STATE_LOAD_REJECTED").await;
+    assert!(matches!(err, LoaderError::StateLoadRejected { status: 1, .. }));
+}
+
+#[wasm_bindgen_test]
+async fn a_version_that_traps_after_the_swap_is_rolled_back_automatically_with_the_state() {
+    let events = Rc::new(std::cell::RefCell::new(Vec::<JsValue>::new()));
+    let (slot, increment) = running_v1("{}").await;
+    let sink = events.clone();
+    let listener = wasm_bindgen::closure::Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| sink.borrow_mut().push(e));
+    slot.emitter().add(listener.as_ref().unchecked_ref::<Function>().clone());
+    let before = checksum(&slot);
+    assert_eq!(slot.swap(by_url("counter-traps-after-swap").await).await.unwrap().version, "1.0.1");
+    assert!(slot.on_probation());
+    let thrown = increment.call0(&JsValue::UNDEFINED).expect_err("the faulty version should trap");
+    assert_eq!(LoaderError::code_of(&thrown).as_deref(), Some("GUEST_TRAP"));
+    assert_eq!(Reflect::get(&thrown, &"rolledBack".into()).unwrap(), JsValue::TRUE);
+    assert_eq!(slot.current().unwrap().version, "1.0.0");
+    assert_eq!(checksum(&slot), before, "state not restored");
+    assert_eq!(call_i64(&increment), 4);
+    let rollback = events.borrow().iter().find(|e| Reflect::get(e, &"type".into()).unwrap() == "rollback").cloned().expect("no rollback event");
+    assert_eq!(Reflect::get(&rollback, &"reason".into()).unwrap(), "trap");
+    // The faulty guest trapped mid-call, so its state is untrusted: the pre-swap snapshot is used.
+    assert_eq!(Reflect::get(&rollback, &"stateSource".into()).unwrap(), "snapshot");
+    drop(listener);
+}
+
+#[wasm_bindgen_test]
+async fn manual_rollback_carries_the_state_back_through_the_down_migration() {
+    for opts in ["{}", r#"{"autoRollbackCalls": 1}"#] {
+        let (slot, increment) = running_v1(opts).await;
+        slot.swap(by_url("counter-v2").await).await.unwrap();
+        assert_eq!(call_i64(&increment), 5);
+        assert_eq!(call_i64(&increment), 7);
+        let info = slot.rollback(false).await.unwrap();
+        assert_eq!(info.version, "1.0.0");
+        assert_eq!(describe(&slot), "counter 1.0.0: 7 (step 1, 4096 payload bytes)");
+        assert_eq!(call_i64(&increment), 8);
+        assert_eq!(slot.rollback(false).await.unwrap_err().code(), "ROLLBACK_UNAVAILABLE");
+    }
+}
+
+#[wasm_bindgen_test]
+async fn concurrent_swaps_run_one_at_a_time_in_call_order() {
+    let (slot, increment) = running_v1("{}").await;
+    let (a, b, c, d) = (by_url("counter-v2").await, by_url("counter-v1").await, by_url("fault-no-metadata").await, by_url("counter-v2").await);
+    let (s1, s2, s3, s4) = (slot.clone(), slot.clone(), slot.clone(), slot.clone());
+    let promises = [
+        wasm_bindgen_futures::future_to_promise(async move { Ok(s1.swap(a).await.map(|i| i.version)?.into()) }),
+        wasm_bindgen_futures::future_to_promise(async move { Ok(s2.swap(b).await.map(|i| i.version)?.into()) }),
+        wasm_bindgen_futures::future_to_promise(async move { Ok(s3.swap(c).await.map(|i| i.version)?.into()) }),
+        wasm_bindgen_futures::future_to_promise(async move { Ok(s4.swap(d).await.map(|i| i.version)?.into()) }),
+    ];
+    let settled = JsFuture::from(js_sys::Promise::all_settled(&promises.iter().collect::<js_sys::Array>())).await.unwrap();
+    let outcome = |i: u32| {
+        let r = js_sys::Array::from(&settled).get(i);
+        let value = Reflect::get(&r, &"value".into()).unwrap();
+        value.as_string().unwrap_or_else(|| LoaderError::code_of(&Reflect::get(&r, &"reason".into()).unwrap()).unwrap())
+    };
+    assert_eq!([outcome(0), outcome(1), outcome(2), outcome(3)], ["2.0.0", "1.0.0", "METADATA_MISSING", "2.0.0"]);
+    assert_eq!(call_i64(&increment), 5);
+}
+
+#[wasm_bindgen_test]
+async fn two_hundred_swaps_back_and_forth_keep_every_increment() {
+    let (slot, increment) = running_v1("{}").await;
+    let (v1, v2) = (digest_of("counter-v1").await, digest_of("counter-v2").await);
+    let mut expected = 3;
+    for round in 0..200 {
+        let (name, digest, step) = if round % 2 == 0 { ("counter-v2", v2, 2) } else { ("counter-v1", v1, 1) };
+        let source = ModuleSource { origin: Origin::Url(format!("{}/guests/{name}.wasm", server())), sha256: digest };
+        slot.swap(source).await.unwrap_or_else(|e| panic!("swap {round}: {e}"));
+        expected += step;
+        assert_eq!(call_i64(&increment), expected, "after swap {round}");
+    }
+    assert!(describe(&slot).ends_with("(step 1, 4096 payload bytes)"));
+}
+
+/// The JS-facing API: Promises, `HotSwapError` with `code`, and the stable object.
+#[wasm_bindgen_test]
+async fn the_js_api_rejects_with_a_hotswap_error_carrying_a_stable_code() {
+    let digest = |d: Digest| JsValue::from(d.to_hex());
+    let source = |name: &str, d: JsValue| {
+        let o = Object::new();
+        Reflect::set(&o, &"url".into(), &format!("{}/guests/{name}.wasm", server()).into()).unwrap();
+        Reflect::set(&o, &"sha256".into(), &d).unwrap();
+        o
+    };
+    let method = |obj: &JsValue, name: &str| -> Function { Reflect::get(obj, &name.into()).unwrap().unchecked_into() };
+    let hs = JsFuture::from(wasm_hotswap::api::HotSwap::load(source("counter-v1", digest(digest_of("counter-v1").await)).into(), JsValue::UNDEFINED))
+        .await
+        .unwrap();
+    let exports = Reflect::get(&hs, &"exports".into()).unwrap();
+    let bad = source("counter-v2", digest(digest_of("counter-v1").await));
+    let err = JsFuture::from(method(&hs, "swap").call1(&hs, &bad).unwrap().unchecked_into::<js_sys::Promise>()).await.unwrap_err();
+    assert!(err.is_instance_of::<js_sys::Error>());
+    assert_eq!(Reflect::get(&err, &"name".into()).unwrap(), "HotSwapError");
+    assert_eq!(Reflect::get(&err, &"code".into()).unwrap(), "HASH_MISMATCH");
+    assert_eq!(Reflect::get(&err, &"actual".into()).unwrap(), digest(digest_of("counter-v2").await));
+    let bad_options = JsFuture::from(wasm_hotswap::api::HotSwap::load(
+        source("counter-v1", digest(digest_of("counter-v1").await)).into(),
+        js_sys::JSON::parse(r#"{"limitz": {}}"#).unwrap(),
+    ))
+    .await
+    .unwrap_err();
+    assert_eq!(Reflect::get(&bad_options, &"code".into()).unwrap(), "INVALID_ARGUMENT");
+    let good = source("counter-v2", digest(digest_of("counter-v2").await));
+    JsFuture::from(method(&hs, "swap").call1(&hs, &good).unwrap().unchecked_into::<js_sys::Promise>()).await.unwrap();
+    assert!(Object::is(&exports, &Reflect::get(&hs, &"exports".into()).unwrap()));
+    let said = method(&hs, "callString").call2(&hs, &"describe".into(), &"".into()).unwrap();
+    assert_eq!(said, "counter 2.0.0: 0 (step 2, 0 payload bytes)");
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Every test: host-side cargo tests, then the loader in headless Chrome against the
+# fixture server, then the page in Chromium driven by Playwright.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$ROOT"
+
+bash scripts/build.sh
+
+echo "== cargo test (host: ABI, SDK macros, validation, hashing)"
+cargo test --quiet -p hotswap-abi -p hotswap-guest -p hotswap-guest-macros -p xtask -p wasm-hotswap
+
+echo "== wasm-pack test --headless --chrome (loader in a real browser)"
+log=$(mktemp)
+node tests/support/server.mjs 0 >"$log" &
+server_pid=$!
+trap 'kill $server_pid 2>/dev/null || true' EXIT
+for _ in $(seq 100); do grep -q LISTENING "$log" && break; sleep 0.1; done
+read -r _ url _ < <(grep LISTENING "$log") || { echo "fixture server did not start"; cat "$log"; exit 1; }
+export HOTSWAP_TEST_SERVER="$url"
+export WASM_BINDGEN_TEST_TIMEOUT=900
+wasm-pack test --headless --chrome --mode no-install loader
+
+echo "== Playwright (the page in Chromium)"
+node --test tests/page.test.mjs

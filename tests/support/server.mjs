@@ -1,0 +1,85 @@
+// Static + fault-injection HTTP server for the browser tests, the benchmark and `npm start`.
+// Binds 127.0.0.1 on the given port (0 = a free one) and prints `LISTENING <url> <token>` so
+// the caller can check that the server answering is the one it started.
+//
+//   /guests/<file>              target/guests (application/wasm)
+//   /truncated/<file>           announces the full Content-Length, sends half, then resets
+//   /endless                    streams bytes forever (for byte caps)
+//   /as-text/<file>             the guest served as text/plain (the loader must not care)
+//   /status/<code>              an empty response with that status
+//   /pkg/…                      loader/pkg (the npm package)
+//   /…                          www/
+//   /__token                    the token, to identify this server
+import { createServer } from 'node:http';
+import { readFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { extname, join, normalize, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const dirs = { guests: join(root, 'target', 'guests'), pkg: join(root, 'loader', 'pkg'), www: join(root, 'www') };
+const types = { '.wasm': 'application/wasm', '.js': 'text/javascript', '.html': 'text/html', '.json': 'application/json', '.css': 'text/css', '.png': 'image/png' };
+const token = randomBytes(8).toString('hex');
+
+async function file(dir, rel) {
+  const path = normalize(join(dir, rel));
+  if (!path.startsWith(dir)) return null;
+  try { return { body: await readFile(path), type: types[extname(path)] ?? 'application/octet-stream' }; } catch { return null; }
+}
+
+function send(res, status, body, type, extra = {}) {
+  res.writeHead(status, { 'content-type': type, 'content-length': body.length, 'access-control-allow-origin': '*', 'cache-control': 'no-store', ...extra });
+  res.end(body);
+}
+
+const server = createServer(async (req, res) => {
+  const url = new URL(req.url, 'http://x');
+  const path = decodeURIComponent(url.pathname);
+  const [, head, ...rest] = path.split('/');
+  const tail = rest.join('/');
+  if (path === '/__token') return send(res, 200, Buffer.from(token), 'text/plain');
+  if (head === 'status') return send(res, Number(tail) || 500, Buffer.alloc(0), 'text/plain');
+  if (head === 'endless') {
+    res.writeHead(200, { 'content-type': 'application/wasm', 'access-control-allow-origin': '*' });
+    const chunk = Buffer.alloc(64 * 1024, 7);
+    let sent = 0;
+    const pump = () => { while (sent < 2 ** 32 && res.write(chunk)) sent += chunk.length; };
+    res.on('drain', pump);
+    res.on('close', () => res.removeAllListeners('drain'));
+    return pump();
+  }
+  if (head === 'truncated') {
+    const f = await file(dirs.guests, tail);
+    if (!f) return send(res, 404, Buffer.from('not found'), 'text/plain');
+    res.writeHead(200, { 'content-type': 'application/wasm', 'content-length': f.body.length, 'access-control-allow-origin': '*' });
+    res.write(f.body.subarray(0, f.body.length >> 1));
+    return setTimeout(() => res.socket?.destroy(), 50);
+  }
+  if (head === 'as-text') {
+    const f = await file(dirs.guests, tail);
+    return f ? send(res, 200, f.body, 'text/plain') : send(res, 404, Buffer.from('not found'), 'text/plain');
+  }
+  const [dir, rel] = head === 'guests' ? [dirs.guests, tail] : head === 'pkg' ? [dirs.pkg, tail] : [dirs.www, path === '/' ? 'index.html' : path];
+  const f = await file(dir, rel);
+  return f ? send(res, 200, f.body, f.type) : send(res, 404, Buffer.from('not found'), 'text/plain');
+});
+
+export function start(port = 0) {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve({ server, url: `http://127.0.0.1:${server.address().port}`, token }));
+  });
+}
+
+/** Confirms the server at `url` is the one with `expected` token (not someone else's on that port). */
+export async function verifyOwnServer(url, expected) {
+  const answer = await (await fetch(`${url}/__token`)).text();
+  if (answer !== expected) throw new Error(`${url} is not our server (token ${answer})`);
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const port = Number(process.env.PORT ?? process.argv[2] ?? 0);
+  const { url } = await start(port);
+  await verifyOwnServer(url, token);
+  console.log(`LISTENING ${url} ${token}`);
+}
