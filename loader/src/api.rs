@@ -9,6 +9,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use crate::error::LoaderError;
+use crate::hash::StreamingHash;
 use crate::options::{LoadOptions, ModuleSource};
 use crate::slot::{CallFailure, Slot};
 
@@ -192,6 +193,24 @@ impl HotSwap {
     pub fn dispose(&self) {
         self.slot.dispose()
     }
+}
+
+/// SHA-256 of `bytes` as 64 hex digits, computed by the loader's own streaming hasher in
+/// 64 KiB chunks, as the fetch path feeds it (for building a `ModuleSource` from bytes).
+#[wasm_bindgen]
+pub fn sha256(bytes: &Uint8Array) -> String {
+    const CHUNK: u32 = 64 * 1024;
+    let mut hasher = StreamingHash::default();
+    let mut buf = vec![0; CHUNK as usize];
+    let mut offset = 0;
+    while offset < bytes.length() {
+        let end = bytes.length().min(offset + CHUNK);
+        let chunk = &mut buf[..(end - offset) as usize];
+        bytes.subarray(offset, end).copy_to(chunk);
+        hasher.update(chunk);
+        offset = end;
+    }
+    hasher.finish().to_hex()
 }
 
 fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {

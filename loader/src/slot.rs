@@ -118,8 +118,8 @@ impl Slot {
     /// Load the first version of a guest.
     pub async fn load(source: ModuleSource, options: LoadOptions) -> Result<Rc<Slot>, LoaderError> {
         let slot = Self::new(options)?;
-        let verified = slot.fetch(source, None).await?;
-        let interface = Rc::new(slot.inspect(&verified, None)?);
+        let verified = slot.fetch(source).await?;
+        let interface = Rc::new(slot.inspect(&verified)?);
         let instance = slot.instantiate(&verified, &interface).await?;
         let pending = slot.table.borrow().prepare(&interface.user_exports).await?;
         let mut table = slot.table.try_borrow_mut().map_err(|_| LoaderError::Reentrant)?;
@@ -195,9 +195,8 @@ impl Slot {
     }
 
     async fn swap_now(self: &Rc<Self>, source: ModuleSource) -> Result<VersionInfo, LoaderError> {
-        let running = self.current_instance()?;
-        let verified = self.fetch(source, Some(&running)).await?;
-        let interface = Rc::new(self.inspect(&verified, Some(&running))?);
+        let verified = self.fetch(source).await?;
+        let interface = Rc::new(self.inspect(&verified)?);
         // An automatic rollback can replace the running version while we await; then the
         // plan is made again against the version that is running now.
         loop {
@@ -421,17 +420,18 @@ impl Slot {
         self.emitter.clear();
     }
 
-    async fn fetch(&self, source: ModuleSource, running: Option<&GuestInstance>) -> Result<Verified, LoaderError> {
-        let version = running.map(|r| r.version());
+    /// Stages 1–2. Their events carry no version: the module's is unknown until validated.
+    async fn fetch(&self, source: ModuleSource) -> Result<Verified, LoaderError> {
         let v = fetch_verified(source, self.options.limits.max_module_bytes).await?;
         let detail = Detail { bytes: Some(v.bytes.len() as u64), ..Detail::default() };
-        self.emit(Event::new("fetch", version.as_deref(), Some(v.fetch_ms)).with(detail));
-        self.emit(Event::new("compile", version.as_deref(), Some(v.compile_ms)));
-        self.emit(Event::new("verify", version.as_deref(), Some(v.verify_ms)));
+        self.emit(Event::new("fetch", None, Some(v.fetch_ms)).with(detail));
+        self.emit(Event::new("compile", None, Some(v.compile_ms)));
+        self.emit(Event::new("verify", None, Some(v.verify_ms)));
         Ok(v)
     }
 
-    fn inspect(&self, verified: &Verified, running: Option<&GuestInstance>) -> Result<Interface, LoaderError> {
+    /// Stage 3; the event names the incoming version.
+    fn inspect(&self, verified: &Verified) -> Result<Interface, LoaderError> {
         let clock = Clock::start();
         let app: Vec<String> = Object::keys(&self.options.app_imports).iter().filter_map(|k| k.as_string()).collect();
         let policy = Policy {
@@ -440,8 +440,8 @@ impl Slot {
             max_memory_pages: self.options.limits.max_memory_pages,
         };
         let interface = inspect(&verified.bytes, &policy)?;
-        let version = running.map(|r| r.version());
-        self.emit(Event::new("validate", version.as_deref(), Some(clock.elapsed())));
+        let version = interface.metadata.version.to_string();
+        self.emit(Event::new("validate", Some(&version), Some(clock.elapsed())));
         Ok(interface)
     }
 

@@ -8,6 +8,7 @@
 //   /as-text/<file>             the guest served as text/plain (the loader must not care)
 //   /status/<code>              an empty response with that status
 //   /pkg/…                      loader/pkg (the npm package)
+//   /bench/…                    tests/bench (the benchmark page)
 //   /…                          www/
 //   /__token                    the token, to identify this server
 import { createServer } from 'node:http';
@@ -17,9 +18,17 @@ import { extname, join, normalize, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const dirs = { guests: join(root, 'target', 'guests'), pkg: join(root, 'loader', 'pkg'), www: join(root, 'www') };
+const dirs = { guests: join(root, 'target', 'guests'), pkg: join(root, 'loader', 'pkg'), www: join(root, 'www'), bench: join(root, 'tests', 'bench') };
 const types = { '.wasm': 'application/wasm', '.js': 'text/javascript', '.html': 'text/html', '.json': 'application/json', '.css': 'text/css', '.png': 'image/png' };
 const token = randomBytes(8).toString('hex');
+// Cross-origin isolation gives pages 5 µs timers (100 µs without), which the benchmark
+// needs; CORP + CORS keep every file loadable from other origins (the test runner's).
+const isolation = {
+  'cross-origin-opener-policy': 'same-origin',
+  'cross-origin-embedder-policy': 'require-corp',
+  'cross-origin-resource-policy': 'cross-origin',
+  'access-control-allow-origin': '*',
+};
 
 async function file(dir, rel) {
   const path = normalize(join(dir, rel));
@@ -28,7 +37,7 @@ async function file(dir, rel) {
 }
 
 function send(res, status, body, type, extra = {}) {
-  res.writeHead(status, { 'content-type': type, 'content-length': body.length, 'access-control-allow-origin': '*', 'cache-control': 'no-store', ...extra });
+  res.writeHead(status, { 'content-type': type, 'content-length': body.length, 'cache-control': 'no-store', ...isolation, ...extra });
   res.end(body);
 }
 
@@ -40,7 +49,7 @@ const server = createServer(async (req, res) => {
   if (path === '/__token') return send(res, 200, Buffer.from(token), 'text/plain');
   if (head === 'status') return send(res, Number(tail) || 500, Buffer.alloc(0), 'text/plain');
   if (head === 'endless') {
-    res.writeHead(200, { 'content-type': 'application/wasm', 'access-control-allow-origin': '*' });
+    res.writeHead(200, { 'content-type': 'application/wasm', ...isolation });
     const chunk = Buffer.alloc(64 * 1024, 7);
     let sent = 0;
     const pump = () => { while (sent < 2 ** 32 && res.write(chunk)) sent += chunk.length; };
@@ -51,7 +60,7 @@ const server = createServer(async (req, res) => {
   if (head === 'truncated') {
     const f = await file(dirs.guests, tail);
     if (!f) return send(res, 404, Buffer.from('not found'), 'text/plain');
-    res.writeHead(200, { 'content-type': 'application/wasm', 'content-length': f.body.length, 'access-control-allow-origin': '*' });
+    res.writeHead(200, { 'content-type': 'application/wasm', 'content-length': f.body.length, ...isolation });
     res.write(f.body.subarray(0, f.body.length >> 1));
     return setTimeout(() => res.socket?.destroy(), 50);
   }
@@ -59,7 +68,7 @@ const server = createServer(async (req, res) => {
     const f = await file(dirs.guests, tail);
     return f ? send(res, 200, f.body, 'text/plain') : send(res, 404, Buffer.from('not found'), 'text/plain');
   }
-  const [dir, rel] = head === 'guests' ? [dirs.guests, tail] : head === 'pkg' ? [dirs.pkg, tail] : [dirs.www, path === '/' ? 'index.html' : path];
+  const [dir, rel] = head in dirs && head !== 'www' ? [dirs[head], tail || 'index.html'] : [dirs.www, path === '/' ? 'index.html' : path];
   const f = await file(dir, rel);
   return f ? send(res, 200, f.body, f.type) : send(res, 404, Buffer.from('not found'), 'text/plain');
 });
@@ -77,9 +86,14 @@ export async function verifyOwnServer(url, expected) {
   if (answer !== expected) throw new Error(`${url} is not our server (token ${answer})`);
 }
 
+// CLI: `node server.mjs [port]` (PORT also works; default 0 = a free port).
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const port = Number(process.env.PORT ?? process.argv[2] ?? 0);
-  const { url } = await start(port);
+  const port = Number(process.argv[2] ?? process.env.PORT ?? 0);
+  const { server: running, url } = await start(port);
   await verifyOwnServer(url, token);
   console.log(`LISTENING ${url} ${token}`);
+  console.log(`wasm-hotswap page: open ${url}/ (Ctrl-C stops)`);
+  const stop = () => running.close(() => process.exit(0)) && running.closeAllConnections();
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
 }

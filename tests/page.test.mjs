@@ -1,0 +1,45 @@
+// The page in `www/` opened in Chromium: it loads a guest, swaps it on a click without a
+// reload, keeps the count, and logs no console error.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir } from 'node:fs/promises';
+import { start, verifyOwnServer } from './support/server.mjs';
+import { launch, watchedPage } from './support/browser.mjs';
+
+let server, url, browser;
+before(async () => {
+  let token;
+  ({ server, url, token } = await start(0));
+  await verifyOwnServer(url, token);
+  browser = await launch();
+});
+after(async () => { await browser?.close(); server?.close(); });
+
+test('the page swaps counter logic on a click without reloading and keeps the count', async () => {
+  const problems = [];
+  const page = await watchedPage(browser, problems);
+  await page.goto(`${url}/`);
+  await page.locator('#version').filter({ hasText: 'counter 1.0.0' }).waitFor();
+  const marker = await page.evaluate(() => window.__loadMarker);
+  for (let i = 0; i < 3; i++) await page.click('#increment');
+  await page.locator('#state').filter({ hasText: 'counter 1.0.0: 3 (step 1' }).waitFor();
+  await mkdir('tests/artifacts', { recursive: true });
+  await page.screenshot({ path: 'tests/artifacts/page-before-swap.png' });
+
+  await page.click('#swap');
+  await page.locator('#version').filter({ hasText: 'counter 2.0.0' }).waitFor();
+  assert.match(await page.textContent('#state'), /counter 2\.0\.0: 3 \(step 2/);
+  await page.click('#increment');
+  await page.locator('#state').filter({ hasText: 'counter 2.0.0: 5 (step 2' }).waitFor();
+  await page.screenshot({ path: 'tests/artifacts/page-after-swap.png' });
+
+  await page.click('#rollback');
+  await page.locator('#state').filter({ hasText: 'counter 1.0.0: 5 (step 1' }).waitFor();
+  const events = await page.locator('#events li').allTextContents();
+  for (const phase of ['fetch', 'compile', 'verify', 'validate', 'instantiate', 'commit', 'rollback']) {
+    assert.ok(events.some((e) => e.startsWith(phase)), `no ${phase} event in ${events.join(' | ')}`);
+  }
+  assert.equal(await page.evaluate(() => window.__loadMarker), marker, 'the page reloaded');
+  assert.equal(await page.isHidden('#error'), true);
+  assert.deepEqual(problems, []);
+});
