@@ -19,8 +19,8 @@ pub struct Reservation {
     len: u32,
 }
 
-/// The state of a version as it was when it was replaced, in its own schema: what a
-/// rollback restores when the newer version cannot hand its state back.
+/// The state of a version as it was when it was replaced, in a schema that version loads:
+/// what a rollback restores when the newer version cannot hand its state back.
 pub struct Snapshot {
     buf: Uint8Array,
     len: u32,
@@ -65,6 +65,8 @@ pub struct TransferReport {
     pub save_ms: f64,
     /// The guest's own `state_load` time.
     pub load_ms: f64,
+    /// Copying the state (and the snapshot) between memories.
+    pub copy_ms: f64,
     /// The whole transfer.
     pub total_ms: f64,
 }
@@ -102,8 +104,8 @@ pub fn transfer(
     let moved = copy_and_load(from, to, (src, len), schema, reservation, snapshot, max_state, &clock);
     // The old guest's buffer is freed whatever happened: it stays running either way.
     let _ = from.free(src, len);
-    let load_ms = moved?;
-    Ok(TransferReport { bytes: u64::from(len), save_ms, load_ms, total_ms: clock.elapsed() })
+    let (copy_ms, load_ms) = moved?;
+    Ok(TransferReport { bytes: u64::from(len), save_ms, load_ms, copy_ms, total_ms: clock.elapsed() })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -116,7 +118,7 @@ fn copy_and_load(
     snapshot: Option<&mut Snapshot>,
     max_state: u64,
     clock: &Clock,
-) -> Result<f64, LoaderError> {
+) -> Result<(f64, f64), LoaderError> {
     check_state_size(len, max_state)?;
     let (dst, room) = match reservation {
         Some(r) if r.len >= len => (r.ptr, r.len),
@@ -127,14 +129,16 @@ fn copy_and_load(
             (to.alloc(len)?, len)
         }
     };
+    let copy_start = clock.elapsed();
     let state = from.view().subarray(src, src + len);
     to.view().set(&state, dst);
     if let Some(snapshot) = snapshot {
-        if snapshot.schema == schema {
+        if from.interface.metadata.can_load(schema) {
+            // The bytes in flight are a state the running guest can load again.
+            snapshot.schema = schema;
             snapshot.store(&state);
         } else {
-            // A downgrade: the state travels in the incoming guest's schema, but the
-            // snapshot must be in the running guest's own.
+            // It cannot (a downgrade to a schema it does not read): save again in its own.
             let (own, own_len) = from.save(snapshot.schema)?;
             snapshot.store(&from.view().subarray(own, own + own_len));
             from.free(own, own_len)?;
@@ -144,7 +148,7 @@ fn copy_and_load(
     to.load(dst, len, schema)?;
     let load_ms = clock.elapsed() - before_load;
     to.free(dst, room)?;
-    Ok(load_ms)
+    Ok((before_load - copy_start, load_ms))
 }
 
 /// Load a snapshot into `to` (a rollback whose newer version cannot hand its state back).
@@ -156,7 +160,7 @@ pub fn load_snapshot(to: &GuestInstance, snapshot: &Snapshot) -> Result<Transfer
     let _ = to.free(ptr, snapshot.len);
     loaded?;
     let total_ms = clock.elapsed();
-    Ok(TransferReport { bytes: u64::from(snapshot.len), save_ms: 0.0, load_ms: total_ms, total_ms })
+    Ok(TransferReport { bytes: u64::from(snapshot.len), save_ms: 0.0, load_ms: total_ms, copy_ms: 0.0, total_ms })
 }
 
 fn check_state_size(len: u32, max_state: u64) -> Result<(), LoaderError> {

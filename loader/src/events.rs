@@ -59,6 +59,9 @@ pub struct Detail {
     /// The guest's own save time inside a commit.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub guest_save_ms: Option<f64>,
+    /// Copying the state between memories inside a commit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_copy_ms: Option<f64>,
     /// The guest's own load time inside a commit.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub guest_load_ms: Option<f64>,

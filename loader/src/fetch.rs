@@ -129,12 +129,17 @@ fn compile_branch(branch: ReadableStream) -> Result<Promise, LoaderError> {
     let response = Response::new_with_opt_readable_stream_and_init(Some(&branch), &init)
         .map_err(|e| LoaderError::InvalidArgument(js_message(&e)))?;
     let compiling = WebAssembly::compile_streaming(&Promise::resolve(&response).unchecked_into());
-    // When we bail out early (hash mismatch, cap) nobody awaits this promise; a handler
-    // keeps its rejection from surfacing as an "unhandled rejection" on the page.
-    IGNORE.with(|ignore| {
-        let _ = compiling.catch(ignore);
-    });
+    // When we bail out early (hash mismatch, cap) nobody awaits this promise.
+    ignore_rejection(&compiling);
     Ok(compiling)
+}
+
+/// Mark `promise` as handled, so that if nobody ends up awaiting it its rejection does not
+/// surface as an "unhandled rejection" on the page. Awaiting it still sees the rejection.
+pub fn ignore_rejection(promise: &Promise) {
+    IGNORE.with(|ignore| {
+        let _ = promise.catch(ignore);
+    });
 }
 
 thread_local! {

@@ -50,6 +50,16 @@ pub struct GuestInstance {
     _imports: HostImports,
 }
 
+/// An instantiation under way: started eagerly so it can overlap a download.
+pub struct PendingInstance {
+    instantiating: js_sys::Promise,
+    module: WebAssembly::Module,
+    interface: Rc<Interface>,
+    sha256: String,
+    host: Rc<RefCell<HostState>>,
+    imports: HostImports,
+}
+
 impl GuestInstance {
     /// Instantiate `module`: this runs its start function, if any.
     pub async fn new(
@@ -59,23 +69,44 @@ impl GuestInstance {
         app_imports: &Object,
         emitter: Rc<Emitter>,
     ) -> Result<Self, LoaderError> {
+        Self::start(module, interface, sha256, app_imports, emitter)?.finish().await
+    }
+
+    /// Start instantiating `module`; [`PendingInstance::finish`] waits for it.
+    pub fn start(
+        module: WebAssembly::Module,
+        interface: Rc<Interface>,
+        sha256: String,
+        app_imports: &Object,
+        emitter: Rc<Emitter>,
+    ) -> Result<PendingInstance, LoaderError> {
         let version = interface.metadata.version.to_string();
         let host = Rc::new(RefCell::new(HostState { version, emitter: Some(emitter), ..HostState::default() }));
-        let (import_object, closures) = import_object(&host, app_imports)?;
-        let instantiated = JsFuture::from(WebAssembly::instantiate_module(&module, &import_object))
-            .await
-            .map_err(|e| {
-                if is_trap(&e) {
-                    trap("start", &e, None)
-                } else {
-                    LoaderError::InstantiateFailed(js_message(&e))
-                }
-            })?;
+        let (import_object, imports) = import_object(&host, app_imports)?;
+        let instantiating = WebAssembly::instantiate_module(&module, &import_object);
+        // A pending instance can be abandoned (the swap failed first); its outcome then
+        // goes unobserved and must not surface as an unhandled rejection.
+        crate::fetch::ignore_rejection(&instantiating);
+        Ok(PendingInstance { instantiating, module, interface, sha256, host, imports })
+    }
+}
+
+impl PendingInstance {
+    /// The instance, once instantiation has finished.
+    pub async fn finish(self) -> Result<GuestInstance, LoaderError> {
+        let Self { instantiating, module, interface, sha256, host, imports } = self;
+        let instantiated = JsFuture::from(instantiating).await.map_err(|e| {
+            if is_trap(&e) {
+                trap("start", &e, None)
+            } else {
+                LoaderError::InstantiateFailed(js_message(&e))
+            }
+        })?;
         let instance: WebAssembly::Instance = instantiated.unchecked_into();
         let exports = instance.exports();
         let memory: WebAssembly::Memory = get(&exports, exports::MEMORY)?.unchecked_into();
         host.borrow_mut().memory = Some(memory.clone());
-        Ok(Self {
+        Ok(GuestInstance {
             alloc: get(&exports, exports::ALLOC.0)?.unchecked_into(),
             free: get(&exports, exports::FREE.0)?.unchecked_into(),
             save: get(&exports, exports::STATE_SAVE.0)?.unchecked_into(),
@@ -87,10 +118,12 @@ impl GuestInstance {
             instance,
             memory,
             host,
-            _imports: closures,
+            _imports: imports,
         })
     }
+}
 
+impl GuestInstance {
     /// The guest's version.
     pub fn version(&self) -> String {
         self.interface.metadata.version.to_string()

@@ -13,9 +13,9 @@ use crate::commit::{self, Snapshot, TransferReport};
 use crate::error::{is_trap, LoaderError};
 use crate::events::{Clock, Detail, Emitter, Event};
 use crate::fetch::{fetch_verified, Verified};
-use crate::instance::GuestInstance;
+use crate::instance::{GuestInstance, PendingInstance};
 use crate::options::{LoadOptions, ModuleSource};
-use crate::queue::OpQueue;
+use crate::queue::{next_task, OpQueue};
 use crate::shim::CallTable;
 use crate::validate::{check_replacement, inspect, Interface, Policy};
 
@@ -195,20 +195,27 @@ impl Slot {
     }
 
     async fn swap_now(self: &Rc<Self>, source: ModuleSource) -> Result<VersionInfo, LoaderError> {
+        // The rollback standby is instantiated while the new module downloads.
+        let mut standby = self.start_standby(self.current_instance()?)?;
         let verified = self.fetch(source).await?;
         let interface = Rc::new(self.inspect(&verified)?);
         // An automatic rollback can replace the running version while we await; then the
         // plan is made again against the version that is running now.
         loop {
             let running = self.current_instance()?;
+            if !standby.as_ref().is_none_or(|(of, _)| Rc::ptr_eq(of, &running)) {
+                standby = self.start_standby(running.clone())?;
+            }
             let schema = check_replacement(&running.interface.metadata, &interface, &self.table.borrow().signatures())?;
             let incoming = self.instantiate(&verified, &interface).await?;
-            let standby = match self.options.auto_rollback_calls {
-                0 => None,
-                _ => Some(GuestInstance::new(running.module.clone(), running.interface.clone(), running.sha256.clone(), &self.options.app_imports, self.emitter.clone()).await?),
+            let ready_standby = match standby.take() {
+                Some((_, pending)) => Some(pending.finish().await?),
+                None => None,
             };
             let pending = self.table.borrow().prepare(&interface.user_exports).await?;
             let (reservation, mut snapshot) = commit::reserve(&running, &incoming, schema, self.options.limits.max_state_bytes)?;
+            // Let events queued during the preparation run now rather than during the pause.
+            next_task().await;
             if !Rc::ptr_eq(&running, &self.current_instance()?) {
                 continue;
             }
@@ -218,7 +225,7 @@ impl Slot {
             let mut table = self.table.try_borrow_mut().map_err(|_| LoaderError::Reentrant)?;
             table.adopt(pending);
             table.bind(&incoming);
-            table.set_probation(standby.is_some());
+            table.set_probation(ready_standby.is_some());
             drop(table);
             let pause_ms = clock.elapsed();
             let info = VersionInfo::of(&interface, &incoming.sha256);
@@ -232,12 +239,28 @@ impl Slot {
                     snapshot,
                 });
                 state.current = Some(Rc::new(incoming));
-                state.probation = standby.map(|standby| Probation { calls_left: self.options.auto_rollback_calls, standby });
+                state.probation = ready_standby.map(|standby| Probation { calls_left: self.options.auto_rollback_calls, standby });
             }
             self.emit_commit(&info.version, &from_version, schema, pause_ms, &report);
             self.retire(running);
             return Ok(info);
         }
+    }
+
+    /// A fresh instance of the running version, for a synchronous rollback during the
+    /// probation of its successor (none when probation is off).
+    fn start_standby(&self, running: Rc<GuestInstance>) -> Result<Option<(Rc<GuestInstance>, PendingInstance)>, LoaderError> {
+        if self.options.auto_rollback_calls == 0 {
+            return Ok(None);
+        }
+        let pending = GuestInstance::start(
+            running.module.clone(),
+            running.interface.clone(),
+            running.sha256.clone(),
+            &self.options.app_imports,
+            self.emitter.clone(),
+        )?;
+        Ok(Some((running, pending)))
     }
 
     /// Go back to the previous version, carrying the state back (the newer version
@@ -475,6 +498,7 @@ impl Slot {
             bytes: Some(r.bytes),
             guest_save_ms: Some(r.save_ms),
             guest_load_ms: Some(r.load_ms),
+            state_copy_ms: Some(r.copy_ms),
             schema: Some(schema),
             from_version: Some(from.to_string()),
             ..Detail::default()

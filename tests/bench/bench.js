@@ -33,7 +33,7 @@ async function swapVsBare(prefix, runs) {
 async function commitPause(bytes, runs) {
   const pauses = [];
   const slot = await HotSwap.load(source('counter-v1'), {
-    onEvent: (e) => { if (e.type === 'commit') pauses.push(e.durationMs - e.guestSaveMs - e.guestLoadMs); },
+    onEvent: (e) => { if (e.type === 'commit') { pauses.push(e.durationMs - e.guestSaveMs - e.guestLoadMs); if (window.__debug) console.log(JSON.stringify(e)); } },
   });
   slot.exports.fill(bytes);
   for (let i = 0; i < runs; i++) await slot.swap(source(i % 2 ? 'counter-v1' : 'counter-v2'));
@@ -85,13 +85,13 @@ window.__bench = (async () => {
   await init();
   const results = {
     crossOriginIsolated,
-    swap: [await swapVsBare('bench-200k', 15), await swapVsBare('bench-2m', 15)],
+    swap: [await swapVsBare('bench-200k', 25), await swapVsBare('bench-2m', 25)],
     pause: {},
     calls: await callOverhead(7, 2_000_000),
     hash: await hashSpeed(5),
   };
   for (const [label, bytes] of [['1 KiB', 1024], ['1 MiB', 1 << 20], ['16 MiB', 16 << 20]]) {
-    results.pause[label] = await commitPause(bytes, 15);
+    results.pause[label] = await commitPause(bytes, 25);
   }
   document.getElementById('out').textContent = JSON.stringify(results, null, 2);
   return results;
