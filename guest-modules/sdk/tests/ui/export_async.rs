@@ -1,0 +1,6 @@
+#[hotswap_guest::export]
+async fn tick() -> i32 {
+    1
+}
+
+fn main() {}
