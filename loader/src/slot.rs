@@ -270,9 +270,19 @@ impl Slot {
         let _turn = self.queue.enter().await;
         let result = self.rollback_now(allow_snapshot).await;
         if let Err(e) = &result {
+            // A failed rollback may have used up the probation standby.
+            self.sync_probation_flag();
             self.emit_error(e);
         }
         result
+    }
+
+    /// Route calls through the guard exactly while a probation is under way.
+    fn sync_probation_flag(&self) {
+        let on = self.state.try_borrow().map(|s| s.probation.is_some()).unwrap_or(false);
+        if let Ok(table) = self.table.try_borrow() {
+            table.set_probation(on);
+        }
     }
 
     async fn rollback_now(self: &Rc<Self>, allow_snapshot: bool) -> Result<VersionInfo, LoaderError> {
@@ -377,6 +387,7 @@ impl Slot {
             Some(standby) => match self.restore_previous(standby, "trap", true) {
                 Ok(_) => true,
                 Err(e) => {
+                    self.sync_probation_flag();
                     self.emit_error(&e);
                     false
                 }

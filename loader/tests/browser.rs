@@ -292,6 +292,22 @@ async fn manual_rollback_carries_the_state_back_through_the_down_migration() {
 }
 
 #[wasm_bindgen_test]
+async fn rollback_from_a_broken_version_needs_allow_snapshot_and_then_restores_the_pre_swap_state() {
+    let (slot, increment) = running_v1(r#"{"autoRollbackCalls": 0}"#).await;
+    let before = checksum(&slot);
+    slot.swap(by_url("counter-traps-after-swap").await).await.unwrap();
+    assert!(increment.call0(&JsValue::UNDEFINED).is_err());
+    // Without probation nothing rolled back, and the trapped guest can no longer save.
+    assert_eq!(slot.current().unwrap().version, "1.0.1");
+    let err = slot.rollback(false).await.unwrap_err();
+    assert!(matches!(&err, LoaderError::GuestTrap { phase, .. } if phase == "save"), "{err}");
+    assert_eq!(slot.current().unwrap().version, "1.0.1");
+    assert_eq!(slot.rollback(true).await.unwrap().version, "1.0.0");
+    assert_eq!(checksum(&slot), before);
+    assert_eq!(call_i64(&increment), 4);
+}
+
+#[wasm_bindgen_test]
 async fn concurrent_swaps_run_one_at_a_time_in_call_order() {
     let (slot, increment) = running_v1("{}").await;
     let (a, b, c, d) = (by_url("counter-v2").await, by_url("counter-v1").await, by_url("fault-no-metadata").await, by_url("counter-v2").await);
