@@ -136,6 +136,37 @@ async fn a_hand_written_wat_guest_takes_over_from_a_rust_guest() {
 }
 
 #[wasm_bindgen_test]
+async fn app_supplied_imports_reach_the_guest_and_are_required_when_imported() {
+    let seen = Rc::new(std::cell::RefCell::new(Vec::<i64>::new()));
+    let sink = seen.clone();
+    let notify = wasm_bindgen::closure::Closure::<dyn FnMut(JsValue)>::new(move |n: JsValue| sink.borrow_mut().push(i64::try_from(n).unwrap()));
+    let mut opts = LoadOptions::default();
+    let app = Object::new();
+    Reflect::set(&app, &"notify".into(), notify.as_ref()).unwrap();
+    opts.app_imports = app;
+    let slot = Slot::load(by_url("wat-counter-notifies").await, opts).await.unwrap();
+    let increment = export(&slot, "increment");
+    call_i64(&increment);
+    call_i64(&increment);
+    assert_eq!(*seen.borrow(), vec![1, 2]);
+    let err = Slot::load(by_url("wat-counter-notifies").await, LoadOptions::default()).await.err().unwrap();
+    assert!(matches!(&err, LoaderError::UnknownImport { module, name } if module == "app" && name == "notify"), "{err}");
+    drop(notify);
+}
+
+#[wasm_bindgen_test]
+async fn a_response_the_app_fetched_itself_is_a_valid_source() {
+    let (slot, increment) = running_v1("{}").await;
+    let response: web_sys::Response = JsFuture::from(web_sys::window().unwrap().fetch_with_str(&format!("{}/guests/counter-v2.wasm", server())))
+        .await
+        .unwrap()
+        .unchecked_into();
+    let source = ModuleSource { origin: Origin::Response(response), sha256: digest_of("counter-v2").await };
+    assert_eq!(slot.swap(source).await.unwrap().version, "2.0.0");
+    assert_eq!(call_i64(&increment), 5);
+}
+
+#[wasm_bindgen_test]
 async fn bytes_and_strings_go_in_and_out_without_pointers() {
     let slot = load("counter-v1", "{}").await;
     assert_eq!(slot.call_bytes("add", b"41").ok().unwrap(), b"count=41");

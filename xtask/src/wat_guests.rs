@@ -16,6 +16,8 @@ struct Variant {
     foreign_import: bool,
     /// Declare `hotswap_alloc` with an `i64` parameter.
     wrong_alloc_signature: bool,
+    /// Import `app.notify(i64)` and call it with every new count.
+    app_import: bool,
     /// Initial memory in 64 KiB pages.
     memory_pages: u32,
 }
@@ -27,6 +29,7 @@ pub fn all() -> Vec<(&'static str, String)> {
     let base = || Variant { metadata: Some(VALID_META), memory_pages: 1, ..Variant::default() };
     vec![
         ("wat-counter", render(base())),
+        ("wat-counter-notifies", render(Variant { app_import: true, ..base() })),
         ("fault-missing-export", render(Variant { drop_state_load: true, ..base() })),
         ("fault-no-metadata", render(Variant { metadata: None, ..base() })),
         (
@@ -100,6 +103,14 @@ fn render(v: Variant) -> String {
     }
     if v.trapping_start {
         wat.push_str("  (func $boom unreachable)\n  (start $boom)\n");
+    }
+    if v.app_import {
+        let at = wat.find("  (memory").unwrap_or(0);
+        wat.insert_str(at, "  (import \"app\" \"notify\" (func $notify (param i64)))\n");
+        wat = wat.replace(
+            "(global.set $count (i64.add (global.get $count) (i64.const 1)))",
+            "(global.set $count (i64.add (global.get $count) (i64.const 1)))\n    (call $notify (global.get $count))",
+        );
     }
     if v.foreign_import {
         // Imports must precede definitions; splice it in after the ABI import.
