@@ -1,11 +1,17 @@
 //! Stage 5 (commit): move the state from the running guest to the incoming one.
 //!
 //! [`reserve`] runs before the pause: it measures the state, reserves that much (plus
-//! headroom) in the incoming guest and touches those pages, and touches a snapshot buffer,
-//! so that the pause copies only into memory that is already mapped (a copy into fresh
-//! pages is ~15x slower). [`transfer`] is the pause itself: synchronous, no `await`, so no
-//! JS event can run between the old guest's save and the new guest's load. Any failure in
-//! it leaves the old guest untouched — `state_save` does not modify state — and still bound.
+//! headroom) in the incoming guest and touches those pages, so the pause copies only into
+//! memory that is already mapped (a copy into fresh pages is ~15x slower). [`transfer`] is
+//! the pause itself: synchronous, no `await`, so no JS event can run between the old guest's
+//! save and the new guest's load. Any failure in it leaves the old guest untouched —
+//! `state_save` does not modify state — and still bound.
+//!
+//! The old guest's saved bytes double as the rollback snapshot. They are copied out only
+//! after the pause ([`Snapshot::settle`]): once the table is rebound nothing calls the old
+//! instance, so its memory is frozen, and until then a rollback reads them in place.
+
+use std::rc::Rc;
 
 use js_sys::Uint8Array;
 
@@ -19,40 +25,56 @@ pub struct Reservation {
     len: u32,
 }
 
-/// The state of a version as it was when it was replaced, in a schema that version loads:
-/// what a rollback restores when the newer version cannot hand its state back.
-pub struct Snapshot {
-    buf: Uint8Array,
+/// The buffer the old guest saved its state into, still in its memory (owned by the host).
+pub struct SavedState {
+    ptr: u32,
     len: u32,
-    /// Schema of the bytes.
-    pub schema: u32,
+    schema: u32,
+}
+
+impl SavedState {
+    /// Give the buffer back to the guest that saved it.
+    pub fn release(self, from: &GuestInstance) {
+        let _ = from.free(self.ptr, self.len);
+    }
+}
+
+/// The state of a replaced version as it was at the commit: what a rollback restores when
+/// the newer version cannot hand its state back.
+pub enum Snapshot {
+    /// Still in the replaced instance's memory, which nothing calls any more.
+    InPlace {
+        /// The replaced instance.
+        instance: Rc<GuestInstance>,
+        /// Its saved state.
+        saved: SavedState,
+    },
+    /// Copied out; the instance is gone.
+    Copied {
+        /// The bytes.
+        bytes: Uint8Array,
+        /// Their schema, one the replaced version loads.
+        schema: u32,
+    },
 }
 
 impl Snapshot {
-    /// A touched buffer of `capacity` bytes, ready to receive a state.
-    pub fn with_capacity(capacity: u32, schema: u32) -> Self {
-        let buf = Uint8Array::new_with_length(capacity);
-        buf.fill(0, 0, capacity);
-        Self { buf, len: 0, schema }
-    }
-
-    /// Size of the saved state.
-    pub fn len(&self) -> u32 {
-        self.len
-    }
-
-    /// Is the snapshot empty?
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    fn store(&mut self, source: &Uint8Array) {
-        let len = source.length();
-        if len > self.buf.length() {
-            self.buf = Uint8Array::new_with_length(len);
+    /// Copy the state out of the replaced instance and let the instance go. If the bytes
+    /// are in a schema that version cannot load (a downgrade), it saves again in its own.
+    pub fn settle(self) -> Result<Snapshot, LoaderError> {
+        let Snapshot::InPlace { instance, saved } = self else { return Ok(self) };
+        let own = instance.interface.metadata.state_schema;
+        if instance.interface.metadata.can_load(saved.schema) {
+            let bytes = Uint8Array::from(instance.read(saved.ptr, saved.len)?.as_slice());
+            let schema = saved.schema;
+            saved.release(&instance);
+            return Ok(Snapshot::Copied { bytes, schema });
         }
-        self.buf.set(source, 0);
-        self.len = len;
+        saved.release(&instance);
+        let (ptr, len) = instance.save(own)?;
+        let bytes = instance.read(ptr, len).map(|b| Uint8Array::from(b.as_slice()));
+        let _ = instance.free(ptr, len);
+        Ok(Snapshot::Copied { bytes: bytes?, schema: own })
     }
 }
 
@@ -65,19 +87,14 @@ pub struct TransferReport {
     pub save_ms: f64,
     /// The guest's own `state_load` time.
     pub load_ms: f64,
-    /// Copying the state (and the snapshot) between memories.
+    /// Copying the state between memories.
     pub copy_ms: f64,
     /// The whole transfer.
     pub total_ms: f64,
 }
 
-/// Before the pause: reserve room for the state in `to` and a touched snapshot buffer.
-pub fn reserve(
-    from: &GuestInstance,
-    to: &GuestInstance,
-    schema: u32,
-    max_state: u64,
-) -> Result<(Reservation, Snapshot), LoaderError> {
+/// Before the pause: reserve room for the state in `to`, and map its pages.
+pub fn reserve(from: &GuestInstance, to: &GuestInstance, schema: u32, max_state: u64) -> Result<Reservation, LoaderError> {
     let (ptr, len) = from.save(schema)?;
     from.free(ptr, len)?;
     check_state_size(len, max_state)?;
@@ -85,40 +102,43 @@ pub fn reserve(
     let room = len.saturating_add(len / 4).saturating_add(4096).min(max_state.min(u64::from(u32::MAX)) as u32);
     let at = to.alloc(room)?;
     to.view().fill(0, at, at + room);
-    Ok((Reservation { ptr: at, len: room }, Snapshot::with_capacity(room, from.interface.metadata.state_schema)))
+    Ok(Reservation { ptr: at, len: room })
 }
 
-/// The pause: `from.save(schema)` → copy into `to` → `to.load(schema)`, keeping a snapshot
-/// of `from`'s state in `snapshot` if one is given.
+/// The pause: `from.save(schema)` → copy into `to` → `to.load(schema)`. On success the
+/// saved buffer stays in `from` for the caller to snapshot or release.
 pub fn transfer(
     from: &GuestInstance,
     to: &GuestInstance,
     schema: u32,
     reservation: Option<Reservation>,
-    snapshot: Option<&mut Snapshot>,
     max_state: u64,
-) -> Result<TransferReport, LoaderError> {
+) -> Result<(TransferReport, SavedState), LoaderError> {
     let clock = Clock::start();
     let (src, len) = from.save(schema)?;
     let save_ms = clock.elapsed();
-    let moved = copy_and_load(from, to, (src, len), schema, reservation, snapshot, max_state, &clock);
-    // The old guest's buffer is freed whatever happened: it stays running either way.
-    let _ = from.free(src, len);
-    let (copy_ms, load_ms) = moved?;
-    Ok(TransferReport { bytes: u64::from(len), save_ms, load_ms, copy_ms, total_ms: clock.elapsed() })
+    let saved = SavedState { ptr: src, len, schema };
+    match copy_and_load(from, to, &saved, reservation, max_state, &clock) {
+        Ok((copy_ms, load_ms)) => {
+            let report = TransferReport { bytes: u64::from(len), save_ms, load_ms, copy_ms, total_ms: clock.elapsed() };
+            Ok((report, saved))
+        }
+        Err(e) => {
+            saved.release(from);
+            Err(e)
+        }
+    }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn copy_and_load(
     from: &GuestInstance,
     to: &GuestInstance,
-    (src, len): (u32, u32),
-    schema: u32,
+    saved: &SavedState,
     reservation: Option<Reservation>,
-    snapshot: Option<&mut Snapshot>,
     max_state: u64,
     clock: &Clock,
 ) -> Result<(f64, f64), LoaderError> {
+    let (src, len, schema) = (saved.ptr, saved.len, saved.schema);
     check_state_size(len, max_state)?;
     let (dst, room) = match reservation {
         Some(r) if r.len >= len => (r.ptr, r.len),
@@ -130,20 +150,7 @@ fn copy_and_load(
         }
     };
     let copy_start = clock.elapsed();
-    let state = from.view().subarray(src, src + len);
-    to.view().set(&state, dst);
-    if let Some(snapshot) = snapshot {
-        if from.interface.metadata.can_load(schema) {
-            // The bytes in flight are a state the running guest can load again.
-            snapshot.schema = schema;
-            snapshot.store(&state);
-        } else {
-            // It cannot (a downgrade to a schema it does not read): save again in its own.
-            let (own, own_len) = from.save(snapshot.schema)?;
-            snapshot.store(&from.view().subarray(own, own + own_len));
-            from.free(own, own_len)?;
-        }
-    }
+    to.view().set(&from.view().subarray(src, src + len), dst);
     let before_load = clock.elapsed();
     to.load(dst, len, schema)?;
     let load_ms = clock.elapsed() - before_load;
@@ -151,16 +158,28 @@ fn copy_and_load(
     Ok((before_load - copy_start, load_ms))
 }
 
-/// Load a snapshot into `to` (a rollback whose newer version cannot hand its state back).
+/// Load a snapshot into `to`, a fresh instance of the version the snapshot was taken from.
 pub fn load_snapshot(to: &GuestInstance, snapshot: &Snapshot) -> Result<TransferReport, LoaderError> {
-    let clock = Clock::start();
-    let ptr = to.alloc(snapshot.len)?;
-    to.view().set(&snapshot.buf.subarray(0, snapshot.len), ptr);
-    let loaded = to.load(ptr, snapshot.len, snapshot.schema);
-    let _ = to.free(ptr, snapshot.len);
-    loaded?;
-    let total_ms = clock.elapsed();
-    Ok(TransferReport { bytes: u64::from(snapshot.len), save_ms: 0.0, load_ms: total_ms, copy_ms: 0.0, total_ms })
+    match snapshot {
+        Snapshot::Copied { bytes, schema } => {
+            let clock = Clock::start();
+            let len = bytes.length();
+            let ptr = to.alloc(len)?;
+            to.view().set(bytes, ptr);
+            let loaded = to.load(ptr, len, *schema);
+            let _ = to.free(ptr, len);
+            loaded?;
+            let total_ms = clock.elapsed();
+            Ok(TransferReport { bytes: u64::from(len), load_ms: total_ms, total_ms, ..TransferReport::default() })
+        }
+        Snapshot::InPlace { instance, saved } => {
+            // Not settled yet: the frozen instance hands its state over like any transfer.
+            let schema = if to.interface.metadata.can_load(saved.schema) { saved.schema } else { instance.interface.metadata.state_schema };
+            let (report, again) = transfer(instance, to, schema, None, u64::MAX)?;
+            again.release(instance);
+            Ok(report)
+        }
+    }
 }
 
 fn check_state_size(len: u32, max_state: u64) -> Result<(), LoaderError> {

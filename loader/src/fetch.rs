@@ -46,7 +46,8 @@ pub async fn fetch_verified(source: ModuleSource, max_bytes: u64) -> Result<Veri
     let branches = body.tee();
     let compiling = compile_branch(branches.get(0).unchecked_into())?;
     let reader: ReadableStreamDefaultReader = branches.get(1).unchecked_into::<ReadableStream>().get_reader().unchecked_into();
-    let read = read_and_hash(&reader, max_bytes).await;
+    let expected_len = content_length(&response).unwrap_or(0).min(max_bytes);
+    let read = read_and_hash(&reader, max_bytes, expected_len as usize).await;
     let (bytes, hasher) = match read {
         Ok(done) => done,
         Err(e) => {
@@ -150,8 +151,10 @@ thread_local! {
 async fn read_and_hash(
     reader: &ReadableStreamDefaultReader,
     max_bytes: u64,
+    expected_len: usize,
 ) -> Result<(Vec<u8>, StreamingHash), LoaderError> {
-    let mut bytes = Vec::new();
+    // Sized from Content-Length (already capped) so the buffer is not re-copied as it grows.
+    let mut bytes = Vec::with_capacity(expected_len);
     let mut hasher = StreamingHash::default();
     loop {
         let chunk = JsFuture::from(reader.read()).await.map_err(|e| LoaderError::BodyIncomplete {

@@ -57,13 +57,13 @@ impl VersionInfo {
     }
 }
 
-/// The version before the current one: its compiled module (not an instance: that was
-/// dropped at the commit) and its state at that moment.
+/// The version before the current one: its compiled module (not an instance: that is
+/// dropped once the snapshot is settled, right after the commit) and its state then.
 struct Previous {
     module: WebAssembly::Module,
     interface: Rc<Interface>,
     sha256: String,
-    snapshot: Snapshot,
+    snapshot: Option<Snapshot>,
 }
 
 /// A new version's first calls: a trap among them rolls back, synchronously, to a fresh
@@ -213,7 +213,7 @@ impl Slot {
                 None => None,
             };
             let pending = self.table.borrow().prepare(&interface.user_exports).await?;
-            let (reservation, mut snapshot) = commit::reserve(&running, &incoming, schema, self.options.limits.max_state_bytes)?;
+            let reservation = commit::reserve(&running, &incoming, schema, self.options.limits.max_state_bytes)?;
             // Let events queued during the preparation run now rather than during the pause.
             next_task().await;
             if !Rc::ptr_eq(&running, &self.current_instance()?) {
@@ -221,7 +221,7 @@ impl Slot {
             }
             // The pause: from here to the rebind, nothing awaits.
             let clock = Clock::start();
-            let report = commit::transfer(&running, &incoming, schema, Some(reservation), Some(&mut snapshot), self.options.limits.max_state_bytes)?;
+            let (report, saved) = commit::transfer(&running, &incoming, schema, Some(reservation), self.options.limits.max_state_bytes)?;
             let mut table = self.table.try_borrow_mut().map_err(|_| LoaderError::Reentrant)?;
             table.adopt(pending);
             table.bind(&incoming);
@@ -236,14 +236,36 @@ impl Slot {
                     module: running.module.clone(),
                     interface: running.interface.clone(),
                     sha256: running.sha256.clone(),
-                    snapshot,
+                    snapshot: Some(Snapshot::InPlace { instance: running.clone(), saved }),
                 });
                 state.current = Some(Rc::new(incoming));
                 state.probation = ready_standby.map(|standby| Probation { calls_left: self.options.auto_rollback_calls, standby });
             }
             self.emit_commit(&info.version, &from_version, schema, pause_ms, &report);
+            // Events waiting since the pause run first; then the snapshot is copied out of
+            // the old instance, which is dropped.
+            next_task().await;
+            self.settle_snapshot(&running);
             self.retire(running);
             return Ok(info);
+        }
+    }
+
+    /// Copy the snapshot out of `replaced` (if a rollback has not used it meanwhile).
+    fn settle_snapshot(&self, replaced: &Rc<GuestInstance>) {
+        let mut state = self.state.borrow_mut();
+        let Some(previous) = state.previous.as_mut() else { return };
+        let in_place = matches!(&previous.snapshot, Some(Snapshot::InPlace { instance, .. }) if Rc::ptr_eq(instance, replaced));
+        if !in_place {
+            return;
+        }
+        let settled = previous.snapshot.take().map(Snapshot::settle).transpose();
+        match settled {
+            Ok(snapshot) => previous.snapshot = snapshot,
+            Err(e) => {
+                drop(state);
+                self.emit_error(&e);
+            }
         }
     }
 
@@ -312,7 +334,7 @@ impl Slot {
         let (source, report) = {
             let state = self.state.try_borrow().map_err(|_| LoaderError::Reentrant)?;
             let previous = state.previous.as_ref().ok_or(LoaderError::RollbackUnavailable)?;
-            carry_back(&running, &target, &previous.snapshot, allow_snapshot, self.options.limits.max_state_bytes)?
+            carry_back(&running, &target, previous.snapshot.as_ref(), allow_snapshot, self.options.limits.max_state_bytes)?
         };
         let table = self.table.try_borrow().map_err(|_| LoaderError::Reentrant)?;
         table.bind(&target);
@@ -531,16 +553,19 @@ impl Slot {
 fn carry_back(
     from: &GuestInstance,
     to: &GuestInstance,
-    snapshot: &Snapshot,
+    snapshot: Option<&Snapshot>,
     allow_snapshot: bool,
     max_state: u64,
 ) -> Result<(&'static str, TransferReport), LoaderError> {
     let carried = transfer_schema(&from.interface.metadata, &to.interface.metadata)
         .map_err(LoaderError::from)
-        .and_then(|schema| commit::transfer(from, to, schema, None, None, max_state));
-    match carried {
-        Ok(report) => Ok(("carried", report)),
-        Err(_) if allow_snapshot => Ok(("snapshot", commit::load_snapshot(to, snapshot)?)),
-        Err(e) => Err(e),
+        .and_then(|schema| commit::transfer(from, to, schema, None, max_state));
+    match (carried, snapshot) {
+        (Ok((report, saved)), _) => {
+            saved.release(from);
+            Ok(("carried", report))
+        }
+        (Err(_), Some(snapshot)) if allow_snapshot => Ok(("snapshot", commit::load_snapshot(to, snapshot)?)),
+        (Err(e), _) => Err(e),
     }
 }

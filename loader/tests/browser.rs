@@ -308,6 +308,30 @@ async fn a_version_that_traps_after_the_swap_is_rolled_back_automatically_with_t
 }
 
 #[wasm_bindgen_test]
+async fn a_trap_before_the_snapshot_is_copied_out_still_restores_the_pre_swap_state() {
+    let (slot, increment) = running_v1("{}").await;
+    let before = checksum(&slot);
+    // The commit event fires right after the rebind, before the snapshot leaves the old
+    // instance's memory: a call made there hits the faulty version in that window.
+    let inc = increment.clone();
+    let trapped = Rc::new(std::cell::Cell::new(false));
+    let seen = trapped.clone();
+    let on_commit = wasm_bindgen::closure::Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
+        if Reflect::get(&e, &"type".into()).unwrap() == "commit" {
+            let thrown = inc.call0(&JsValue::UNDEFINED).expect_err("the faulty version should trap");
+            seen.set(Reflect::get(&thrown, &"rolledBack".into()).unwrap() == JsValue::TRUE);
+        }
+    });
+    slot.emitter().add(on_commit.as_ref().unchecked_ref::<Function>().clone());
+    slot.swap(by_url("counter-traps-after-swap").await).await.unwrap();
+    assert!(trapped.get(), "no rollback in the window");
+    assert_eq!(slot.current().unwrap().version, "1.0.0");
+    assert_eq!(checksum(&slot), before);
+    assert_eq!(call_i64(&increment), 4);
+    drop(on_commit);
+}
+
+#[wasm_bindgen_test]
 async fn manual_rollback_carries_the_state_back_through_the_down_migration() {
     for opts in ["{}", r#"{"autoRollbackCalls": 1}"#] {
         let (slot, increment) = running_v1(opts).await;
