@@ -18,52 +18,8 @@ use wasm_hotswap::LoaderError;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-fn server() -> &'static str {
-    option_env!("HOTSWAP_TEST_SERVER").expect("build with HOTSWAP_TEST_SERVER=<fixture server URL> (npm test does)")
-}
-
-async fn get_json(path: &str) -> JsValue {
-    let response: web_sys::Response = JsFuture::from(web_sys::window().unwrap().fetch_with_str(&format!("{}{path}", server())))
-        .await
-        .unwrap()
-        .unchecked_into();
-    JsFuture::from(response.json().unwrap()).await.unwrap()
-}
-
-async fn get_bytes(path: &str) -> Vec<u8> {
-    let response: web_sys::Response = JsFuture::from(web_sys::window().unwrap().fetch_with_str(&format!("{}{path}", server())))
-        .await
-        .unwrap()
-        .unchecked_into();
-    Uint8Array::new(&JsFuture::from(response.array_buffer().unwrap()).await.unwrap()).to_vec()
-}
-
-/// The digest `xtask guests` recorded for a guest (computed natively, not by the loader).
-async fn digest_of(name: &str) -> Digest {
-    let index = get_json("/guests/index.json").await;
-    let entry = Reflect::get(&index, &name.into()).unwrap();
-    Digest::from_hex(&Reflect::get(&entry, &"sha256".into()).unwrap().as_string().unwrap()).unwrap()
-}
-
-async fn by_url(name: &str) -> ModuleSource {
-    ModuleSource { origin: Origin::Url(format!("{}/guests/{name}.wasm", server())), sha256: digest_of(name).await }
-}
-
-fn options(js: &str) -> LoadOptions {
-    LoadOptions::from_js(&js_sys::JSON::parse(js).unwrap()).unwrap()
-}
-
-async fn load(name: &str, opts: &str) -> Rc<Slot> {
-    Slot::load(by_url(name).await, options(opts)).await.unwrap_or_else(|e| panic!("load {name}: {e}"))
-}
-
-fn export(slot: &Slot, name: &str) -> Function {
-    Reflect::get(&slot.exports(), &name.into()).unwrap().unchecked_into()
-}
-
-fn call_i64(f: &Function) -> i64 {
-    i64::try_from(f.call0(&JsValue::UNDEFINED).unwrap()).unwrap()
-}
+mod support;
+use support::*;
 
 fn describe(slot: &Slot) -> String {
     String::from_utf8(slot.call_bytes("describe", b"").unwrap_or_else(|_| panic!("describe failed"))).unwrap()

@@ -14,17 +14,42 @@ use sha2::{Digest, Sha256};
 
 mod wat_guests;
 
-/// (output name, cargo features of the `counter` crate).
-const RUST_GUESTS: &[(&str, &str)] = &[
-    ("counter-v1", ""),
-    ("counter-v2", "v2"),
-    ("counter-load-traps", "fault-load-traps"),
-    ("counter-load-rejects", "fault-load-rejects"),
-    ("counter-traps-after-swap", "fault-traps-after-swap"),
-    ("bench-200k-v1", "ballast-200k"),
-    ("bench-200k-v2", "v2,ballast-200k"),
-    ("bench-2m-v1", "ballast-2m"),
-    ("bench-2m-v2", "v2,ballast-2m"),
+/// A Rust guest crate and how to build it.
+struct Crate {
+    package: &'static str,
+    /// Extra rustflags (besides .cargo/config.toml's, which an explicit RUSTFLAGS replaces).
+    rustflags: Option<&'static str>,
+    /// (output name, cargo features).
+    variants: &'static [(&'static str, &'static str)],
+}
+
+const RUST_GUESTS: &[Crate] = &[
+    Crate {
+        package: "counter",
+        rustflags: None,
+        variants: &[
+            ("counter-v1", ""),
+            ("counter-v2", "v2"),
+            ("counter-load-traps", "fault-load-traps"),
+            ("counter-load-rejects", "fault-load-rejects"),
+            ("counter-traps-after-swap", "fault-traps-after-swap"),
+            ("bench-200k-v1", "ballast-200k"),
+            ("bench-200k-v2", "v2,ballast-200k"),
+            ("bench-2m-v1", "ballast-2m"),
+            ("bench-2m-v2", "v2,ballast-2m"),
+        ],
+    },
+    Crate {
+        package: "editor",
+        // automerge needs randomness through getrandom's custom backend (the SDK serves it).
+        rustflags: Some("-C target-feature=+simd128 --cfg getrandom_backend=\"custom\""),
+        variants: &[
+            ("editor-1.0.0", ""),
+            ("editor-1.1.0", "v1_1"),
+            ("editor-2.0.0", "v2"),
+            ("editor-2.1.0", "fault-traps-on-edit"),
+        ],
+    },
 ];
 
 fn main() -> ExitCode {
@@ -54,9 +79,11 @@ fn root() -> PathBuf {
 fn build_guests(out: &Path) -> Result<(), String> {
     fs::create_dir_all(out).map_err(|e| format!("create {}: {e}", out.display()))?;
     let mut index = Vec::new();
-    for (name, features) in RUST_GUESTS {
-        let bytes = build_rust_guest(features)?;
-        index.push(write_guest(out, name, &bytes)?);
+    for guest in RUST_GUESTS {
+        for (name, features) in guest.variants {
+            let bytes = build_rust_guest(guest, features)?;
+            index.push(write_guest(out, name, &bytes)?);
+        }
     }
     for (name, text) in wat_guests::all() {
         let bytes = wat::parse_str(&text).map_err(|e| format!("{name}.wat: {e}"))?;
@@ -68,19 +95,29 @@ fn build_guests(out: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn build_rust_guest(features: &str) -> Result<Vec<u8>, String> {
+fn build_rust_guest(guest: &Crate, features: &str) -> Result<Vec<u8>, String> {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // Different rustflags get their own target dir, so the two sets never evict each other.
+    let target_dir = match guest.rustflags {
+        Some(_) => root().join("target").join(format!("{}-guest", guest.package)),
+        None => root().join("target"),
+    };
     let mut cmd = Command::new(cargo);
     cmd.current_dir(root())
-        .args(["build", "--quiet", "--release", "--target", "wasm32-unknown-unknown", "-p", "counter"]);
+        .args(["build", "--quiet", "--release", "--target", "wasm32-unknown-unknown", "-p", guest.package])
+        .arg("--target-dir")
+        .arg(&target_dir);
+    if let Some(flags) = guest.rustflags {
+        cmd.env("RUSTFLAGS", flags);
+    }
     if !features.is_empty() {
         cmd.args(["--features", features]);
     }
     let status = cmd.status().map_err(|e| format!("run cargo: {e}"))?;
     if !status.success() {
-        return Err(format!("building counter with features [{features}] failed"));
+        return Err(format!("building {} with features [{features}] failed", guest.package));
     }
-    let artifact = root().join("target/wasm32-unknown-unknown/release/counter.wasm");
+    let artifact = target_dir.join(format!("wasm32-unknown-unknown/release/{}.wasm", guest.package));
     fs::read(&artifact).map_err(|e| format!("read {}: {e}", artifact.display()))
 }
 

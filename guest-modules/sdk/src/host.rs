@@ -57,3 +57,12 @@ pub fn now_ms() -> f64 {
     #[cfg(not(target_arch = "wasm32"))]
     0.0
 }
+
+/// getrandom's custom backend, served by [`random_fill`] (feature `getrandom`).
+#[cfg(all(feature = "getrandom", target_arch = "wasm32"))]
+#[unsafe(no_mangle)]
+unsafe extern "Rust" fn __getrandom_v03_custom(dest: *mut u8, len: usize) -> Result<(), getrandom::Error> {
+    // SAFETY: getrandom passes a writable buffer of `len` bytes.
+    random_fill(unsafe { core::slice::from_raw_parts_mut(dest, len) });
+    Ok(())
+}
