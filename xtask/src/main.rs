@@ -104,7 +104,7 @@ fn build_rust_guest(guest: &Crate, features: &str) -> Result<Vec<u8>, String> {
     };
     let mut cmd = Command::new(cargo);
     cmd.current_dir(root())
-        .args(["build", "--quiet", "--release", "--target", "wasm32-unknown-unknown", "-p", guest.package])
+        .args(["build", "--quiet", "--profile", "guest", "--target", "wasm32-unknown-unknown", "-p", guest.package])
         .arg("--target-dir")
         .arg(&target_dir);
     if let Some(flags) = guest.rustflags {
@@ -117,7 +117,7 @@ fn build_rust_guest(guest: &Crate, features: &str) -> Result<Vec<u8>, String> {
     if !status.success() {
         return Err(format!("building {} with features [{features}] failed", guest.package));
     }
-    let artifact = target_dir.join(format!("wasm32-unknown-unknown/release/{}.wasm", guest.package));
+    let artifact = target_dir.join(format!("wasm32-unknown-unknown/guest/{}.wasm", guest.package));
     fs::read(&artifact).map_err(|e| format!("read {}: {e}", artifact.display()))
 }
 
