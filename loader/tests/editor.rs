@@ -66,6 +66,11 @@ async fn each_deployment_of_the_demo_keeps_the_text_and_shows_its_logic() {
     let v = view(&a);
     assert!(Reflect::get(&v, &"html".into()).unwrap().as_string().unwrap().contains("<h1>Title</h1>"));
     assert_eq!(Reflect::get(&v, &"words".into()).unwrap(), 5);
+    // Another peer's raw HTML is escaped, never rendered.
+    merge(&a, &edit(&b, 0, 0, "<img src=x onerror=alert(1)>\n\n"));
+    let html = Reflect::get(&view(&a), &"html".into()).unwrap().as_string().unwrap();
+    assert!(html.contains("&lt;img") && !html.contains("<img"), "{html}");
+    merge(&b, &edit(&a, 0, 30, ""));
 
     a.swap(by_url("editor-2.0.0").await).await.unwrap();
     assert_eq!(text(&a), "# Title\n\nsome words here");

@@ -207,7 +207,12 @@ pub fn view(editor: &Editor) -> Result<String, String> {
     {
         let text = editor.text()?;
         let mut html = String::new();
-        pulldown_cmark::html::push_html(&mut html, pulldown_cmark::Parser::new(&text));
+        // Raw HTML in the text is shown as text: it comes from other peers.
+        let events = pulldown_cmark::Parser::new(&text).map(|event| match event {
+            pulldown_cmark::Event::Html(raw) | pulldown_cmark::Event::InlineHtml(raw) => pulldown_cmark::Event::Text(raw),
+            other => other,
+        });
+        pulldown_cmark::html::push_html(&mut html, events);
         view.html = Some(html);
         view.words = Some(text.split_whitespace().count());
         view.chars = Some(text.chars().count());
