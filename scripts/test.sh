@@ -21,5 +21,5 @@ export HOTSWAP_TEST_SERVER="$url"
 export WASM_BINDGEN_TEST_TIMEOUT=900
 wasm-pack test --headless --chrome --mode no-install loader
 
-echo "== Playwright (the page in Chromium)"
-node --test tests/page.test.mjs
+echo "== Playwright (the pages in Chromium, the demo end to end against the real server)"
+node --test tests/page.test.mjs tests/demo.test.mjs

@@ -1,4 +1,4 @@
-// The page in `www/` opened in Chromium: it loads a guest, swaps it on a click without a
+// The counter page (`www/counter/`) opened in Chromium: it loads a guest, swaps it on a click without a
 // reload, keeps the count, and logs no console error.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,10 +15,10 @@ before(async () => {
 });
 after(async () => { await browser?.close(); server?.close(); });
 
-test('the page swaps counter logic on a click without reloading and keeps the count', async () => {
+test('the counter page swaps its logic on a click without reloading and keeps the count', async () => {
   const problems = [];
   const page = await watchedPage(browser, problems);
-  await page.goto(`${url}/`);
+  await page.goto(`${url}/counter/`);
   await page.locator('#version').filter({ hasText: 'counter 1.0.0' }).waitFor();
   const marker = await page.evaluate(() => window.__loadMarker);
   for (let i = 0; i < 3; i++) await page.click('#increment');

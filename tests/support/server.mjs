@@ -68,7 +68,7 @@ const server = createServer(async (req, res) => {
     const f = await file(dirs.guests, tail);
     return f ? send(res, 200, f.body, 'text/plain') : send(res, 404, Buffer.from('not found'), 'text/plain');
   }
-  const [dir, rel] = head in dirs && head !== 'www' ? [dirs[head], tail || 'index.html'] : [dirs.www, path === '/' ? 'index.html' : path];
+  const [dir, rel] = head in dirs && head !== 'www' ? [dirs[head], tail || 'index.html'] : [dirs.www, path.endsWith('/') ? `${path}index.html` : path];
   const f = await file(dir, rel);
   return f ? send(res, 200, f.body, f.type) : send(res, 404, Buffer.from('not found'), 'text/plain');
 });

@@ -1,0 +1,148 @@
+// The demo end to end: two browser windows type concurrently while the deployment goes
+// 1.0.0 -> 1.1.0 -> 2.0.0 -> 2.1.0 (broken: rolled back automatically) -> 1.1.0 (downgrade).
+// No keystroke may be lost, no page may reload, and a restarted server keeps the document.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { launch } from './support/browser.mjs';
+import { startDemo, deploy } from './support/demo-server.mjs';
+
+const ARTIFACTS = 'tests/artifacts';
+const debug = (...args) => { if (process.env.DEMO_DEBUG) console.error(...args); };
+let browser, data, server;
+
+before(async () => {
+  data = await mkdtemp(join(tmpdir(), 'hotswap-demo-'));
+  server = await startDemo({ data });
+  browser = await launch();
+  await mkdir(ARTIFACTS, { recursive: true });
+});
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+  await rm(data, { recursive: true, force: true });
+});
+
+async function openEditor(name, url = server.url) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const problems = [];
+  page.on('console', (m) => { if (m.type() === 'error') problems.push(`${name} console: ${m.text()}`); });
+  page.on('pageerror', (e) => problems.push(`${name} pageerror: ${e.message}`));
+  page.on('console', (m) => debug(`[${name}] ${m.type()}: ${m.text()}`));
+  await page.goto(`${url}/`);
+  await page.locator('#text:not([disabled])').waitFor();
+  await page.fill('#name', name);
+  await page.locator('#name').dispatchEvent('change');
+  const marker = await page.evaluate(() => window.__loadMarker);
+  return { page, context, problems, marker };
+}
+
+const running = (p, version) => p.page.locator('#running').filter({ hasText: `editor ${version}` }).waitFor({ timeout: 20000 });
+/** The page has finished switching to the deployed `version` (or rolling back from it). */
+const adopted = (p, version) => p.page.waitForFunction((v) => window.__demo.deployed?.version === v && !window.__demo.adopting, version, { timeout: 20000 });
+const settled = (p) => p.page.waitForFunction(() => window.__demo.unacked.length === 0 && window.__demo.synced);
+
+/** Each page types only its own characters, so its keystrokes can be picked out of the text. */
+function keystrokes(alphabet, count) {
+  return Array.from({ length: count }, (_, i) => alphabet[(i * 7) % alphabet.length]).join('');
+}
+const A_KEYS = 'abcdefghijklmnopqrstuvwxyz';
+const B_KEYS = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ';
+
+test('two windows typing through five deployments converge with every keystroke, then survive a server restart', { timeout: 180000 }, async () => {
+  const a = await openEditor('Ada');
+  const b = await openEditor('Bob');
+  const typedA = keystrokes(A_KEYS, 300);
+  const typedB = keystrokes(B_KEYS, 300);
+  // Typed in chunks of 30: one before the deployments, then two per deployment — one while
+  // the new version arrives and takes over, one once both pages run it.
+  const chunks = (s) => Array.from({ length: 10 }, (_, i) => s.slice(i * 30, (i + 1) * 30));
+  const [ca, cb] = [chunks(typedA), chunks(typedB)];
+  const typeBoth = (i) => Promise.all([a.page.keyboard.type(ca[i], { delay: 4 }), b.page.keyboard.type(cb[i], { delay: 4 })]);
+  await a.page.click('#text');
+  await b.page.click('#text');
+  await b.page.keyboard.press('End');
+
+  const steps = [
+    { deploy: '1.1.0', expect: async (p) => p.page.locator('#counts').waitFor() },
+    { deploy: '2.0.0', expect: async (p) => p.page.locator('#authors', { hasText: 'Ada' }).waitFor() },
+    { deploy: '2.1.0', expect: async (p) => running(p, '2.0.0') }, // broken: rolled back on its first edit
+    { deploy: '1.1.0', expect: async (p) => { await running(p, '1.1.0'); assert.equal(await p.page.locator('#authors').count(), 0); } },
+  ];
+  await typeBoth(0);
+  await typeBoth(1);
+  await a.page.screenshot({ path: `${ARTIFACTS}/demo-before-swap.png` });
+  for (const [i, step] of steps.entries()) {
+    debug(`deploy ${step.deploy}`);
+    await deploy(server.url, step.deploy);
+    await typeBoth(2 + 2 * i);
+    debug('typed during the swap');
+    await Promise.all([adopted(a, step.deploy), adopted(b, step.deploy)]);
+    debug('adopted');
+    await typeBoth(3 + 2 * i);
+    debug('typed after');
+    await Promise.all([step.expect(a), step.expect(b)]);
+    debug('expectation met');
+    if (i === 0) await a.page.screenshot({ path: `${ARTIFACTS}/demo-after-swap.png` });
+  }
+  await Promise.all([settled(a), settled(b)]);
+  await a.page.waitForFunction(async (other) => document.querySelector('#text').value.length === other, typedA.length + typedB.length);
+  await b.page.waitForFunction(async (other) => document.querySelector('#text').value.length === other, typedA.length + typedB.length);
+
+  const [textA, textB] = [await a.page.inputValue('#text'), await b.page.inputValue('#text')];
+  assert.equal(textA, textB, 'the two windows disagree');
+  const only = (s, alphabet) => [...s].filter((c) => alphabet.includes(c)).join('');
+  assert.equal(only(textA, A_KEYS), typedA, "Ada's keystrokes are not all there, in order");
+  assert.equal(only(textA, B_KEYS), typedB, "Bob's keystrokes are not all there, in order");
+  const timeline = await a.page.locator('#timeline li').allTextContents();
+  assert.ok(timeline.some((t) => t.includes('2.1.0')), `no 2.1.0 swap in the timeline: ${timeline.join(' | ')}`);
+  for (const p of [a, b]) {
+    assert.equal(await p.page.evaluate(() => window.__loadMarker), p.marker, 'a page reloaded');
+  }
+  await a.page.screenshot({ path: `${ARTIFACTS}/demo-final.png` });
+  assert.deepEqual([...a.problems, ...b.problems].slice(0, 5), []);
+  await a.context.close();
+  await b.context.close();
+
+  // Restart the server on the same data: a window opened afterwards gets the whole document.
+  const port = new URL(server.url).port;
+  await server.stop();
+  server = await startDemo({ data, port });
+  const c = await openEditor('Cy');
+  await c.page.waitForFunction((expected) => document.querySelector('#text').value === expected, textA);
+  await running(c, '1.1.0');
+  assert.deepEqual(c.problems, []);
+});
+
+test('cursor, selection and undo history survive a swap', { timeout: 60000 }, async () => {
+  const ownData = await mkdtemp(join(tmpdir(), 'hotswap-demo-'));
+  const own = await startDemo({ data: ownData });
+  try {
+    const p = await openEditor('Ada', own.url);
+    await p.page.click('#text');
+    await p.page.keyboard.type('hello brave world', { delay: 5 });
+    await p.page.evaluate(() => document.querySelector('#text').setSelectionRange(6, 11, 'backward'));
+    await deploy(own.url, '1.1.0');
+    await running(p, '1.1.0');
+    const selection = await p.page.evaluate(() => {
+      const t = document.querySelector('#text');
+      return [t.selectionStart, t.selectionEnd, t.selectionDirection, document.activeElement === t];
+    });
+    assert.deepEqual(selection, [6, 11, 'backward', true]);
+    // Undo and redo reach back to keystrokes made under 1.0.0.
+    await p.page.keyboard.press('Control+z');
+    await p.page.keyboard.press('Control+z');
+    assert.equal(await p.page.inputValue('#text'), 'hello brave wor');
+    await p.page.keyboard.press('Control+Shift+z');
+    assert.equal(await p.page.inputValue('#text'), 'hello brave worl');
+    await p.page.waitForFunction(() => window.__demo.unacked.length === 0);
+    assert.deepEqual(p.problems, []);
+    await p.context.close();
+  } finally {
+    await own.stop();
+    await rm(ownData, { recursive: true, force: true });
+  }
+});
