@@ -306,6 +306,7 @@ async function switchTo(deployed) {
   const source = { url: deployed.url, sha256: deployed.sha256 };
   if (!page.slot) {
     page.slot = await HotSwap.load(source, { onEvent });
+    finishTimeline({ type: 'load', version: page.slot.current.version });
   } else if (page.refused.has(deployed.sha256)) {
     toast(`editor ${deployed.version} is deployed, but it failed on this page: staying on ${page.slot.current.version}.`, 'error');
   } else if (page.slot.current.sha256 !== deployed.sha256) {
