@@ -7,7 +7,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { launch } from './support/browser.mjs';
-import { startDemo, deploy } from './support/demo-server.mjs';
+import { startDemo, deploy, deployWithCli } from './support/demo-server.mjs';
 
 const ARTIFACTS = 'tests/artifacts';
 const debug = (...args) => { if (process.env.DEMO_DEBUG) console.error(...args); };
@@ -117,7 +117,7 @@ test('two windows typing through five deployments converge with every keystroke,
   assert.deepEqual(c.problems, []);
 });
 
-test('cursor, selection and undo history survive a swap', { timeout: 60000 }, async () => {
+test('cursor, selection and undo history survive a swap deployed with npm run deploy', { timeout: 60000 }, async () => {
   const ownData = await mkdtemp(join(tmpdir(), 'hotswap-demo-'));
   const own = await startDemo({ data: ownData });
   try {
@@ -125,7 +125,7 @@ test('cursor, selection and undo history survive a swap', { timeout: 60000 }, as
     await p.page.click('#text');
     await p.page.keyboard.type('hello brave world', { delay: 5 });
     await p.page.evaluate(() => document.querySelector('#text').setSelectionRange(6, 11, 'backward'));
-    await deploy(own.url, '1.1.0');
+    assert.match(await deployWithCli(own.url, '1.1.0'), /deployed editor 1\.1\.0/);
     await running(p, '1.1.0');
     const selection = await p.page.evaluate(() => {
       const t = document.querySelector('#text');
@@ -141,8 +141,9 @@ test('cursor, selection and undo history survive a swap', { timeout: 60000 }, as
     await p.page.waitForFunction(() => window.__demo.unacked.length === 0);
     assert.deepEqual(p.problems, []);
     await p.context.close();
+    await assert.rejects(deployWithCli(own.url, '9.9.9'), /HTTP 404/);
   } finally {
-    await own.stop();
+    assert.equal(await own.stop('SIGTERM'), 0, 'demo-app did not shut down cleanly on SIGTERM');
     await rm(ownData, { recursive: true, force: true });
   }
 });

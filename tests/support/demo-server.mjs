@@ -19,10 +19,21 @@ export function startDemo({ data, port = 0 }) {
       resolve({
         url: found[1],
         log: () => log,
-        stop: () => new Promise((done) => { child.once('exit', done); child.kill('SIGINT'); }),
+        stop: (signal = 'SIGINT') => new Promise((done) => { child.once('exit', (code) => done(code)); child.kill(signal); }),
       });
     });
     child.once('exit', (code) => reject(new Error(`demo-app exited (${code}): ${log}`)));
+  });
+}
+
+/** `npm run deploy -- editor <version>` against the server at `url`. */
+export function deployWithCli(url, version) {
+  return new Promise((resolve, reject) => {
+    const cli = spawn(process.execPath, [join(root, 'scripts/deploy.mjs'), 'editor', version], { env: { ...process.env, DEMO_URL: url } });
+    let out = '';
+    cli.stdout.on('data', (d) => { out += d; });
+    cli.stderr.on('data', (d) => { out += d; });
+    cli.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`deploy exited ${code}: ${out}`))));
   });
 }
 
