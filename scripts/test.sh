@@ -7,8 +7,8 @@ cd "$ROOT"
 
 bash scripts/build.sh
 
-echo "== cargo test (host: ABI, SDK macros, validation, hashing, demo server store)"
-cargo test --quiet -p hotswap-abi -p hotswap-guest -p hotswap-guest-macros -p xtask -p wasm-hotswap -p demo-app
+echo "== cargo test (host: ABI, SDK macros, validation, hashing, demo server store, registry, CLI)"
+cargo test --quiet -p hotswap-abi -p hotswap-guest -p hotswap-guest-macros -p xtask -p wasm-hotswap -p demo-app -p hotswap-registry -p hotswap-cli
 
 echo "== wasm-pack test --headless --chrome (loader in a real browser)"
 log=$(mktemp)

@@ -17,7 +17,7 @@ use crate::instance::{GuestInstance, PendingInstance};
 use crate::options::{LoadOptions, ModuleSource};
 use crate::queue::{next_task, OpQueue};
 use crate::shim::CallTable;
-use crate::validate::{check_replacement, inspect, Interface, Policy};
+use crate::validate::{check_replacement, inspect, AppImports, Interface, Policy};
 
 /// What callers see of a version.
 #[derive(Serialize, Clone, Debug)]
@@ -491,7 +491,7 @@ impl Slot {
         let clock = Clock::start();
         let app: Vec<String> = Object::keys(&self.options.app_imports).iter().filter_map(|k| k.as_string()).collect();
         let policy = Policy {
-            app_functions: &app,
+            app_functions: AppImports::Only(&app),
             required_exports: &self.options.required_exports,
             max_memory_pages: self.options.limits.max_memory_pages,
         };

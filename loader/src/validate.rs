@@ -39,10 +39,19 @@ struct Sections {
     metadata: Option<Vec<u8>>,
 }
 
+/// Which `app.*` imports a module may have.
+#[derive(Clone, Copy, Debug)]
+pub enum AppImports<'a> {
+    /// Exactly the functions the app offers (the loader).
+    Only(&'a [String]),
+    /// Any (tools that inspect a module without knowing the app, such as the CLI).
+    Any,
+}
+
 /// What the app allows, for [`inspect`].
 pub struct Policy<'a> {
-    /// Names offered in the `app` import namespace.
-    pub app_functions: &'a [String],
+    /// Functions offered in the `app` import namespace.
+    pub app_functions: AppImports<'a>,
     /// User exports every version must have.
     pub required_exports: &'a [String],
     /// Initial memory cap, in pages.
@@ -167,7 +176,7 @@ impl Sections {
     }
 }
 
-fn check_imports(s: &Sections, app_functions: &[String]) -> Result<Vec<String>, LoaderError> {
+fn check_imports(s: &Sections, app_functions: AppImports) -> Result<Vec<String>, LoaderError> {
     let mut app = Vec::new();
     for (module, name, ty) in &s.imports {
         let unknown = || LoaderError::UnknownImport { module: module.clone(), name: name.clone() };
@@ -177,13 +186,22 @@ fn check_imports(s: &Sections, app_functions: &[String]) -> Result<Vec<String>, 
             if expected != found {
                 return Err(LoaderError::ImportSignature { module: module.clone(), name: name.clone(), expected, found });
             }
-        } else if module == APP_MODULE && app_functions.contains(name) {
+        } else if module == APP_MODULE && app_functions.allows(name) {
             app.push(name.clone());
         } else {
             return Err(unknown());
         }
     }
     Ok(app)
+}
+
+impl AppImports<'_> {
+    fn allows(&self, name: &str) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Only(names) => names.iter().any(|n| n == name),
+        }
+    }
 }
 
 fn check_exports(s: &Sections, required: &[String]) -> Result<(Vec<(String, FuncSig)>, bool), LoaderError> {
@@ -245,7 +263,7 @@ mod tests {
       (@custom "hotswap.meta" "abi=1.0\nname=counter\nversion=1.0.0\nstate-schema=1\n"))"#;
 
     fn policy() -> Policy<'static> {
-        Policy { app_functions: &[], required_exports: &[], max_memory_pages: 100 }
+        Policy { app_functions: AppImports::Only(&[]), required_exports: &[], max_memory_pages: 100 }
     }
 
     fn inspect_wat(wat: &str) -> Result<Interface, LoaderError> {
@@ -279,7 +297,7 @@ mod tests {
         let wat = GUEST.replace("(memory", "(import \"app\" \"notify\" (func)) (memory");
         assert_eq!(inspect_wat(&wat).unwrap_err().code(), "UNKNOWN_IMPORT");
         let allowed = ["notify".to_string()];
-        let p = Policy { app_functions: &allowed, ..policy() };
+        let p = Policy { app_functions: AppImports::Only(&allowed), ..policy() };
         assert_eq!(inspect(&wat::parse_str(&wat).unwrap(), &p).unwrap().app_imports, allowed);
     }
 

@@ -1,0 +1,111 @@
+//! `hotswap`: manage a wasm-hotswap registry from the command line.
+//!
+//! ```text
+//! hotswap keygen --out keys --name release
+//! hotswap inspect guest.wasm
+//! hotswap publish guest.wasm --registry www/registry --key keys/release.key
+//! hotswap verify www/registry --pub keys/release.pub
+//! hotswap rollback editor 1.1.0 --registry www/registry --key keys/release.key
+//! ```
+//! Every failure is one line on stderr and exit status 1 (2 for usage errors).
+
+mod keys;
+mod registry;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "hotswap", version, about = "Sign, publish, verify and inspect wasm-hotswap guest modules")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create an Ed25519 key pair: <out>/<name>.key (secret, mode 0600) and <out>/<name>.pub
+    Keygen {
+        /// Directory to write the two files into.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+        /// Base name of the two files.
+        #[arg(long, default_value = "registry")]
+        name: String,
+    },
+    /// Show a module's metadata, exports and imports, and whether this loader accepts it
+    Inspect {
+        /// The module.
+        wasm: PathBuf,
+    },
+    /// Add a module to a registry: store it by content address, list it, sign a new manifest
+    Publish {
+        /// The module.
+        wasm: PathBuf,
+        /// The registry directory (created if absent).
+        #[arg(long)]
+        registry: PathBuf,
+        /// Secret key(s) to sign with; repeat for k-of-n.
+        #[arg(long = "key", required = true)]
+        keys: Vec<PathBuf>,
+        /// List the release without making it the current one.
+        #[arg(long)]
+        no_current: bool,
+        /// Days until the new manifest expires.
+        #[arg(long, default_value_t = 30)]
+        expires_days: u64,
+    },
+    /// Check a registry: k-of-n signatures, expiry, and every module against its digest
+    Verify {
+        /// The registry directory.
+        registry: PathBuf,
+        /// Trusted public key(s).
+        #[arg(long = "pub", required = true)]
+        pubs: Vec<PathBuf>,
+        /// How many of them must have signed.
+        #[arg(long, default_value_t = 1)]
+        threshold: usize,
+    },
+    /// Make an earlier release current again, in a new (higher) manifest version
+    Rollback {
+        /// Guest name.
+        guest: String,
+        /// The release to make current.
+        version: String,
+        /// The registry directory.
+        #[arg(long)]
+        registry: PathBuf,
+        /// Secret key(s) to sign with.
+        #[arg(long = "key", required = true)]
+        keys: Vec<PathBuf>,
+        /// Days until the new manifest expires.
+        #[arg(long, default_value_t = 30)]
+        expires_days: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    let result = match Cli::parse().command {
+        Command::Keygen { out, name } => keys::keygen(&out, &name),
+        Command::Inspect { wasm } => registry::inspect(&wasm),
+        Command::Publish { wasm, registry, keys, no_current, expires_days } => {
+            registry::publish(&wasm, &registry, &keys, !no_current, expires_days)
+        }
+        Command::Verify { registry, pubs, threshold } => registry::verify(&registry, &pubs, threshold),
+        Command::Rollback { guest, version, registry, keys, expires_days } => {
+            registry::rollback(&registry, &guest, &version, &keys, expires_days)
+        }
+    };
+    match result {
+        Ok(report) => {
+            println!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("hotswap: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
