@@ -54,22 +54,22 @@ impl Setup {
         self.dir.path().join("registry")
     }
     fn publish(&self, wasm: &Path, keys: &[&str]) -> (bool, String) {
-        let mut args: Vec<Box<dyn AsRef<std::ffi::OsStr>>> = vec![Box::new("publish"), Box::new(wasm.to_path_buf()), Box::new("--registry"), Box::new(self.registry())];
-        for k in keys {
-            args.push(Box::new("--key"));
-            args.push(Box::new(self.key(k, "key")));
-        }
-        let refs: Vec<&dyn AsRef<std::ffi::OsStr>> = args.iter().map(|a| a.as_ref() as &dyn AsRef<std::ffi::OsStr>).collect();
-        hotswap(&refs)
+        let fixed = [wasm.as_os_str().to_owned(), "--registry".into(), self.registry().into_os_string()];
+        self.with_keys("publish", &fixed, "--key", keys, "key")
     }
     fn verify(&self, pubs: &[&str], threshold: usize) -> (bool, String) {
-        let t = threshold.to_string();
-        let mut args: Vec<Box<dyn AsRef<std::ffi::OsStr>>> = vec![Box::new("verify"), Box::new(self.registry()), Box::new("--threshold"), Box::new(t)];
-        for k in pubs {
-            args.push(Box::new("--pub"));
-            args.push(Box::new(self.key(k, "pub")));
+        let fixed = [self.registry().into_os_string(), "--threshold".into(), threshold.to_string().into()];
+        self.with_keys("verify", &fixed, "--pub", pubs, "pub")
+    }
+    /// `hotswap <command> <fixed…> (<flag> keys/<name>.<ext>)…`
+    fn with_keys(&self, command: &str, fixed: &[std::ffi::OsString], flag: &str, names: &[&str], ext: &str) -> (bool, String) {
+        let mut args: Vec<std::ffi::OsString> = vec![command.into()];
+        args.extend_from_slice(fixed);
+        for name in names {
+            args.push(flag.into());
+            args.push(self.key(name, ext).into_os_string());
         }
-        let refs: Vec<&dyn AsRef<std::ffi::OsStr>> = args.iter().map(|a| a.as_ref() as &dyn AsRef<std::ffi::OsStr>).collect();
+        let refs: Vec<&dyn AsRef<std::ffi::OsStr>> = args.iter().map(|a| a as &dyn AsRef<std::ffi::OsStr>).collect();
         hotswap(&refs)
     }
     fn manifest(&self) -> hotswap_registry::Manifest {
