@@ -10,8 +10,9 @@ use wasm_bindgen_futures::future_to_promise;
 
 use crate::error::LoaderError;
 use crate::hash::StreamingHash;
-use crate::options::{LoadOptions, ModuleSource};
+use crate::options::{watch_options_from_js, LoadOptions, ModuleSource};
 use crate::slot::{CallFailure, Slot};
+use crate::watch::Watcher;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_TYPES: &'static str = r#"
@@ -55,7 +56,8 @@ export interface VersionInfo {
 }
 
 export interface HotSwapEvent {
-  type: "fetch" | "compile" | "verify" | "validate" | "instantiate" | "commit" | "rollback" | "error" | "probation-passed" | "log";
+  type: "fetch" | "compile" | "verify" | "validate" | "instantiate" | "commit" | "rollback" | "error" | "probation-passed" | "log"
+    | "manifest" | "update-skipped" | "fallback";
   version?: string;
   durationMs?: number;
   bytes?: number;
@@ -63,7 +65,9 @@ export interface HotSwapEvent {
   guestLoadMs?: number;
   schema?: number;
   fromVersion?: string;
-  reason?: "manual" | "trap";
+  reason?: "manual" | "trap" | "major" | "no-migration" | "failed-here";
+  manifestVersion?: number;
+  retryMs?: number;
   stateSource?: "carried" | "snapshot";
   code?: string;
   message?: string;
@@ -77,6 +81,48 @@ export interface HotSwapError extends Error {
   [detail: string]: unknown;
 }
 
+/** `HotSwap.watch` options: the registry's trust settings, plus every `LoadOptions` key. */
+export interface WatchOptions extends LoadOptions {
+  /** The guest to follow (its name in the manifest). */
+  guest: string;
+  /** Pinned Ed25519 public keys, 64 hex digits each (`hotswap keygen` writes them). */
+  keys: string[];
+  /** How many distinct pinned keys must have signed the manifest (default 1). */
+  threshold?: number;
+  /** Major releases: swap when the state migrates (default), or never automatically. */
+  majorUpdates?: "with-migration" | "never";
+  /** Poll interval while no push channel is open, in ms (default 30000; 10x that while one is). */
+  pollIntervalMs?: number;
+  /** Longest wait after repeated errors, in ms (default 300000); waits double from pollIntervalMs. */
+  maxBackoffMs?: number;
+  /** A Server-Sent Events URL: any message means "check the manifest now". */
+  push?: string;
+  /** The guest to run when the registry cannot be reached or trusted. */
+  fallback?: ModuleSource;
+  /** Largest manifest accepted, in bytes (default 1 MiB). */
+  maxManifestBytes?: number;
+}
+
+/** The outcome of one registry check. */
+export interface UpdateCheck {
+  manifestVersion: number;
+  listed: string;
+  running: string;
+  action: "up-to-date" | "swapped" | "skipped";
+  reason?: "major" | "no-migration" | "failed-here";
+}
+
+/** The last verified manifest, as far as this guest is concerned. */
+export interface RegistryView {
+  manifestUrl: string;
+  manifestVersion?: number;
+  expires?: number;
+  current?: string;
+  versions: { version: string; sha256: string; size: number; stateSchema: number }[];
+  usingFallback: boolean;
+  pushOpen: boolean;
+}
+
 export interface RollbackOptions {
   /** Accept restoring the state saved at the swap if the current version cannot hand its state back. */
   allowSnapshot?: boolean;
@@ -88,6 +134,7 @@ export interface RollbackOptions {
 #[wasm_bindgen(js_name = HotSwap)]
 pub struct HotSwap {
     slot: Rc<Slot>,
+    watcher: Option<Rc<Watcher>>,
 }
 
 #[wasm_bindgen(js_class = HotSwap)]
@@ -103,8 +150,51 @@ impl HotSwap {
             let source = ModuleSource::from_js(&source)?;
             let options = LoadOptions::from_js(&options)?;
             let slot = Slot::load(source, options).await?;
-            Ok(HotSwap { slot }.into())
+            Ok(HotSwap { slot, watcher: None }.into())
         })
+    }
+
+    /// Follow a signed registry: verify its manifest with the pinned keys, load the release
+    /// it names as current (or `options.fallback` if the registry cannot be reached or
+    /// trusted), then swap to new releases as they are published, within the policy.
+    #[wasm_bindgen(unchecked_return_type = "Promise<HotSwap>")]
+    pub fn watch(
+        #[wasm_bindgen(js_name = manifestUrl)] manifest_url: String,
+        #[wasm_bindgen(unchecked_param_type = "WatchOptions")] options: JsValue,
+    ) -> Promise {
+        console_error_panic_hook::set_once();
+        future_to_promise(async move {
+            let (watch, load) = watch_options_from_js(&manifest_url, &options)?;
+            let slot = Slot::new(load)?;
+            let watcher = Watcher::start(slot.clone(), watch).await?;
+            Ok(HotSwap { slot, watcher: Some(watcher) }.into())
+        })
+    }
+
+    /// Check the registry now (a watched slot), swapping if the policy allows.
+    #[wasm_bindgen(js_name = checkForUpdates, unchecked_return_type = "Promise<UpdateCheck>")]
+    pub fn check_for_updates(&self) -> Promise {
+        let watcher = self.watcher.clone();
+        future_to_promise(async move {
+            let watcher = watcher.ok_or_else(not_watched)?;
+            to_js(&watcher.check().await?)
+        })
+    }
+
+    /// The last verified manifest, for this guest (`undefined` unless watched).
+    #[wasm_bindgen(getter, unchecked_return_type = "RegistryView | undefined")]
+    pub fn registry(&self) -> Result<JsValue, JsValue> {
+        match &self.watcher {
+            Some(w) => to_js(&w.view()),
+            None => Ok(JsValue::UNDEFINED),
+        }
+    }
+
+    /// Stop following the registry; the running version stays.
+    pub fn unwatch(&self) {
+        if let Some(w) = &self.watcher {
+            w.stop();
+        }
     }
 
     /// The stable exports object: keep it; its functions call whichever version is current.
@@ -191,6 +281,7 @@ impl HotSwap {
 
     /// Drop every instance and listener. The exports object's functions throw afterwards.
     pub fn dispose(&self) {
+        self.unwatch();
         self.slot.dispose()
     }
 }
@@ -211,6 +302,10 @@ pub fn sha256(bytes: &Uint8Array) -> String {
         offset = end;
     }
     hasher.finish().to_hex()
+}
+
+fn not_watched() -> LoaderError {
+    LoaderError::InvalidArgument("this slot was loaded with HotSwap.load, not HotSwap.watch".into())
 }
 
 fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {

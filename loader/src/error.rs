@@ -1,6 +1,7 @@
 //! The loader's one error type, and its conversion to a JS `Error` with a stable `code`.
 
 use hotswap_abi::{FuncSig, MetadataError, RuleError};
+use hotswap_registry::RegistryError;
 use js_sys::Reflect;
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -184,6 +185,22 @@ pub enum LoaderError {
     /// Called from inside a guest call (a host import calling back into the slot).
     #[error("re-entrant call: the slot is busy inside a guest call")]
     Reentrant,
+    /// The manifest is larger than `maxManifestBytes`.
+    #[error("manifest exceeds the limit of {limit} bytes (at least {actual} bytes)")]
+    ManifestTooLarge {
+        /// The limit.
+        limit: u64,
+        /// Bytes seen (or announced) when the limit was hit.
+        actual: u64,
+    },
+    /// The registry's manifest is refused (malformed, signatures, expired, rolled back), or
+    /// the guest or release asked for is not listed in it.
+    #[error("{0}")]
+    Registry(#[from] RegistryError),
+    /// The browser cannot verify Ed25519 signatures (WebCrypto missing or without Ed25519,
+    /// e.g. outside a secure context).
+    #[error("cannot verify manifest signatures here: {0}")]
+    CryptoUnavailable(String),
     /// The export exists in the slot but not in the running version.
     #[error("export `{name}` is not available in the running version {version}")]
     NotInVersion {
@@ -231,6 +248,13 @@ impl LoaderError {
             Self::Disposed => "DISPOSED",
             Self::Reentrant => "REENTRANT",
             Self::NotInVersion { .. } => "NOT_IN_VERSION",
+            Self::ManifestTooLarge { .. } => "MANIFEST_TOO_LARGE",
+            Self::Registry(RegistryError::Malformed(_)) => "MANIFEST_INVALID",
+            Self::Registry(RegistryError::Signatures { .. }) => "MANIFEST_SIGNATURE",
+            Self::Registry(RegistryError::Expired { .. }) => "MANIFEST_EXPIRED",
+            Self::Registry(RegistryError::Rollback { .. }) => "MANIFEST_ROLLBACK",
+            Self::Registry(RegistryError::NotListed(_)) => "NOT_LISTED",
+            Self::CryptoUnavailable(_) => "CRYPTO_UNAVAILABLE",
         }
     }
 
@@ -242,7 +266,9 @@ impl LoaderError {
             Self::FetchFailed { url, .. } => vec![("url", s(url))],
             Self::HttpStatus { url, status } => vec![("url", s(url)), ("status", n(u64::from(*status)))],
             Self::BodyIncomplete { received, .. } => vec![("received", n(*received))],
-            Self::ModuleTooLarge { limit, actual } | Self::StateTooLarge { limit, actual } => {
+            Self::ModuleTooLarge { limit, actual }
+            | Self::StateTooLarge { limit, actual }
+            | Self::ManifestTooLarge { limit, actual } => {
                 vec![("limit", n(*limit)), ("actual", n(*actual))]
             }
             Self::HashMismatch { expected, actual } => vec![("expected", s(expected)), ("actual", s(actual))],
@@ -272,6 +298,11 @@ impl LoaderError {
                 vec![("phase", s(phase)), ("rolledBack", JsValue::from_bool(*rolled_back))]
             }
             Self::StateLoadRejected { status, .. } => vec![("status", JsValue::from(*status))],
+            Self::Registry(RegistryError::Signatures { valid, threshold }) => {
+                vec![("valid", n(*valid as u64)), ("threshold", n(*threshold as u64))]
+            }
+            Self::Registry(RegistryError::Expired { expires, now }) => vec![("expires", n(*expires)), ("now", n(*now))],
+            Self::Registry(RegistryError::Rollback { seen, offered }) => vec![("seen", n(*seen)), ("offered", n(*offered))],
             Self::OutOfBounds { phase, ptr, len, .. } => {
                 vec![("phase", s(phase)), ("ptr", n(u64::from(*ptr))), ("len", n(u64::from(*len)))]
             }

@@ -37,7 +37,8 @@ pub fn now() -> f64 {
 #[serde(rename_all = "camelCase")]
 pub struct Event {
     /// `fetch`, `compile`, `verify`, `validate`, `instantiate`, `commit`, `rollback`, `error`,
-    /// `probation-passed` or `log`.
+    /// `probation-passed` or `log`; from a watcher also `manifest`, `update-skipped` and
+    /// `fallback`.
     #[serde(rename = "type")]
     pub kind: &'static str,
     /// The guest version concerned.
@@ -71,7 +72,8 @@ pub struct Detail {
     /// The version swapped or rolled back from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub from_version: Option<String>,
-    /// Why a rollback happened: `manual` or `trap`.
+    /// Why a rollback happened (`manual`, `trap`), or why a watcher skipped an update
+    /// (`major`, `no-migration`, `failed-here`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'static str>,
     /// Where a rollback's state came from: `carried` (down-migrated) or `snapshot`.
@@ -83,6 +85,12 @@ pub struct Detail {
     /// Human-readable message (errors, guest logs).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Version of the signed manifest concerned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest_version: Option<u64>,
+    /// After a watcher's failed check: milliseconds until it tries again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_ms: Option<f64>,
     /// Guest log level (0 error … 3 debug).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub level: Option<i32>,

@@ -104,13 +104,14 @@ async fn open(origin: &Origin) -> Result<(Response, Option<AbortController>), Lo
 }
 
 /// `fetch` from whichever global scope we run in (window or worker).
-fn global_fetch(url: &str, init: &web_sys::RequestInit) -> Result<Promise, JsValue> {
+pub fn global_fetch(url: &str, init: &web_sys::RequestInit) -> Result<Promise, JsValue> {
     let global = js_sys::global();
     let fetch: Function = Reflect::get(&global, &"fetch".into())?.dyn_into()?;
     Ok(fetch.call2(&global, &url.into(), init)?.unchecked_into())
 }
 
-fn content_length(response: &Response) -> Option<u64> {
+/// The announced body length, if any.
+pub fn content_length(response: &Response) -> Option<u64> {
     response.headers().get("content-length").ok().flatten()?.parse().ok()
 }
 
@@ -153,29 +154,66 @@ async fn read_and_hash(
     max_bytes: u64,
     expected_len: usize,
 ) -> Result<(Vec<u8>, StreamingHash), LoaderError> {
+    let mut hasher = StreamingHash::default();
+    let bytes = read_capped(reader, max_bytes, expected_len, |chunk| hasher.update(chunk))
+        .await
+        .map_err(|e| e.into_error(max_bytes, |limit, actual| LoaderError::ModuleTooLarge { limit, actual }))?;
+    Ok((bytes, hasher))
+}
+
+/// Why [`read_capped`] stopped early.
+pub enum ReadError {
+    /// More than the cap arrived (bytes seen so far).
+    TooLarge(u64),
+    /// The stream failed.
+    Incomplete {
+        /// Bytes received.
+        received: u64,
+        /// What happened.
+        message: String,
+    },
+}
+
+impl ReadError {
+    /// The loader error; `too_large(limit, actual)` names what exceeded the cap `limit`.
+    pub fn into_error(self, limit: u64, too_large: impl FnOnce(u64, u64) -> LoaderError) -> LoaderError {
+        match self {
+            Self::TooLarge(actual) => too_large(limit, actual),
+            Self::Incomplete { received, message } => LoaderError::BodyIncomplete { received, message },
+        }
+    }
+}
+
+/// Read a body stream to its end, handing each chunk to `on_chunk` as it arrives; stop with
+/// [`ReadError::TooLarge`] as soon as more than `max_bytes` have come (the caller aborts the
+/// download), so an endless body costs at most the cap.
+pub async fn read_capped(
+    reader: &ReadableStreamDefaultReader,
+    max_bytes: u64,
+    expected_len: usize,
+    mut on_chunk: impl FnMut(&[u8]),
+) -> Result<Vec<u8>, ReadError> {
     // Sized from Content-Length (already capped) so the buffer is not re-copied as it grows.
     let mut bytes = Vec::with_capacity(expected_len);
-    let mut hasher = StreamingHash::default();
     loop {
-        let chunk = JsFuture::from(reader.read()).await.map_err(|e| LoaderError::BodyIncomplete {
-            received: bytes.len() as u64,
-            message: js_message(&e),
-        })?;
+        let chunk = JsFuture::from(reader.read())
+            .await
+            .map_err(|e| ReadError::Incomplete { received: bytes.len() as u64, message: js_message(&e) })?;
         if Reflect::get(&chunk, &"done".into()).map(|d| d.is_truthy()).unwrap_or(true) {
-            return Ok((bytes, hasher));
+            return Ok(bytes);
         }
         let value: Uint8Array = Reflect::get(&chunk, &"value".into())
             .ok()
             .and_then(|v| v.dyn_into().ok())
-            .ok_or_else(|| LoaderError::BodyIncomplete { received: bytes.len() as u64, message: "a chunk was not bytes".into() })?;
+            .ok_or_else(|| ReadError::Incomplete { received: bytes.len() as u64, message: "a chunk was not bytes".into() })?;
         let start = bytes.len();
         let total = (start + value.length() as usize) as u64;
         if total > max_bytes {
-            return Err(LoaderError::ModuleTooLarge { limit: max_bytes, actual: total });
+            return Err(ReadError::TooLarge(total));
         }
         bytes.resize(total as usize, 0);
         value.copy_to(&mut bytes[start..]);
-        hasher.update(&bytes[start..]);
+        on_chunk(&bytes[start..]);
     }
 }
 

@@ -16,7 +16,9 @@
 //! The pipeline, one module per stage: [`fetch`] (stream, tee, compile) → [`hash`]
 //! (verify) → [`validate`] → [`instance`] (instantiate) → [`commit`] (the synchronous
 //! state transfer) → rollback (in [`slot`]); [`shim`] is the stable exports object and
-//! [`api`] the JS facade. The guest ABI is in the `hotswap-abi` crate and `docs/ABI.md`.
+//! [`api`] the JS facade. A watched slot adds [`trust`] (the signed manifest), [`policy`]
+//! (which releases to take) and [`watch`] (push, polling, fallback) in front. The guest ABI
+//! is in the `hotswap-abi` crate and `docs/ABI.md`.
 #![deny(missing_docs)]
 
 pub mod api;
@@ -27,9 +29,12 @@ pub mod fetch;
 pub mod hash;
 pub mod instance;
 pub mod options;
+pub mod policy;
 pub mod queue;
 pub mod shim;
 pub mod slot;
+pub mod trust;
 pub mod validate;
+pub mod watch;
 
 pub use error::LoaderError;

@@ -4,8 +4,13 @@ use js_sys::{Function, Object, Reflect, Uint8Array};
 use serde::Deserialize;
 use wasm_bindgen::{JsCast, JsValue};
 
+use hotswap_registry::PinnedKey;
+
 use crate::error::LoaderError;
 use crate::hash::Digest;
+use crate::policy::MajorUpdates;
+use crate::trust::Trust;
+use crate::watch::WatchOptions;
 
 /// Where a module comes from, with the SHA-256 it must have.
 pub struct ModuleSource {
@@ -13,6 +18,8 @@ pub struct ModuleSource {
     pub origin: Origin,
     /// The digest the bytes must match before anything runs.
     pub sha256: Digest,
+    /// The size a signed manifest lists, if any: a tighter cap than `limits.maxModuleBytes`.
+    pub listed_size: Option<u64>,
 }
 
 /// The three ways to hand over a module.
@@ -56,7 +63,7 @@ impl ModuleSource {
         } else {
             return Err(invalid("source needs `url` (string), `bytes` (Uint8Array) or `response` (Response)"));
         };
-        Ok(Self { origin, sha256 })
+        Ok(Self { origin, sha256, listed_size: None })
     }
 }
 
@@ -131,6 +138,13 @@ impl Default for LoadOptions {
     }
 }
 
+/// The keys of `LoadOptions`.
+const LOAD_KEYS: [&str; 5] = ["limits", "autoRollbackCalls", "requiredExports", "imports", "onEvent"];
+
+/// The keys `HotSwap.watch` takes besides those of `LoadOptions`.
+const WATCH_KEYS: [&str; 9] =
+    ["guest", "keys", "threshold", "majorUpdates", "pollIntervalMs", "maxBackoffMs", "push", "fallback", "maxManifestBytes"];
+
 impl LoadOptions {
     /// Read the options object (`undefined` gives the defaults).
     pub fn from_js(value: &JsValue) -> Result<Self, LoaderError> {
@@ -139,7 +153,12 @@ impl LoadOptions {
         }
         // serde-wasm-bindgen looks struct fields up by name and never sees extra keys, so
         // `deny_unknown_fields` alone would let a typo like `limitz` pass silently.
-        reject_unknown_keys(value, "options", &["limits", "autoRollbackCalls", "requiredExports", "imports", "onEvent"])?;
+        reject_unknown_keys(value, "options", &LOAD_KEYS)?;
+        Self::read(value)
+    }
+
+    /// Read the load options out of an options object whose keys were checked.
+    fn read(value: &JsValue) -> Result<Self, LoaderError> {
         let limits = get(value, "limits")?;
         if !limits.is_undefined() {
             reject_unknown_keys(&limits, "options.limits", &["maxModuleBytes", "maxStateBytes", "maxMemoryPages"])?;
@@ -162,6 +181,100 @@ impl LoadOptions {
             on_event,
         })
     }
+}
+
+/// The serde-readable part of `HotSwap.watch`'s options.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct PlainWatchOptions {
+    guest: String,
+    keys: Vec<String>,
+    threshold: usize,
+    major_updates: String,
+    poll_interval_ms: f64,
+    max_backoff_ms: f64,
+    push: Option<String>,
+    max_manifest_bytes: u64,
+}
+
+impl Default for PlainWatchOptions {
+    fn default() -> Self {
+        Self {
+            guest: String::new(),
+            keys: Vec::new(),
+            threshold: 1,
+            major_updates: "with-migration".into(),
+            poll_interval_ms: 30_000.0,
+            max_backoff_ms: 300_000.0,
+            push: None,
+            max_manifest_bytes: 1 << 20,
+        }
+    }
+}
+
+/// Read `HotSwap.watch(manifestUrl, options)`: the watch options, and the load options for
+/// the slot. Relative URLs resolve against the page.
+pub fn watch_options_from_js(manifest_url: &str, value: &JsValue) -> Result<(WatchOptions, LoadOptions), LoaderError> {
+    let allowed: Vec<&str> = LOAD_KEYS.iter().chain(WATCH_KEYS.iter()).copied().collect();
+    reject_unknown_keys(value, "options", &allowed)?;
+    let plain: PlainWatchOptions =
+        serde_wasm_bindgen::from_value(value.clone()).map_err(|e| invalid(&format!("options: {e}")))?;
+    if plain.guest.is_empty() {
+        return Err(invalid("options.guest: the name of the guest to follow is required"));
+    }
+    if plain.keys.is_empty() {
+        return Err(invalid("options.keys: pin at least one Ed25519 public key (64 hex digits)"));
+    }
+    let keys = plain.keys.iter().map(|k| pinned_key(k)).collect::<Result<Vec<_>, _>>()?;
+    if plain.threshold == 0 || plain.threshold > keys.len() {
+        return Err(invalid(&format!("options.threshold must be 1..={} (the number of pinned keys)", keys.len())));
+    }
+    let major = match plain.major_updates.as_str() {
+        "with-migration" => MajorUpdates::WithMigration,
+        "never" => MajorUpdates::Never,
+        other => return Err(invalid(&format!("options.majorUpdates must be \"with-migration\" or \"never\", found {other:?}"))),
+    };
+    if !(plain.poll_interval_ms >= 10.0 && plain.max_backoff_ms >= 0.0) {
+        return Err(invalid("options.pollIntervalMs must be at least 10, maxBackoffMs not negative"));
+    }
+    let fallback = match get(value, "fallback")? {
+        v if v.is_undefined() => None,
+        v => {
+            ModuleSource::from_js(&v)?;
+            Some(v)
+        }
+    };
+    let watch = WatchOptions {
+        manifest_url: absolute(manifest_url)?,
+        guest: plain.guest,
+        trust: Trust { keys, threshold: plain.threshold, max_manifest_bytes: plain.max_manifest_bytes },
+        major,
+        poll_ms: plain.poll_interval_ms,
+        max_backoff_ms: plain.max_backoff_ms,
+        push_url: plain.push.as_deref().map(absolute).transpose()?,
+        fallback,
+    };
+    Ok((watch, LoadOptions::read(value)?))
+}
+
+/// A pinned key: 64 hex digits (the `.pub` file `hotswap keygen` writes).
+fn pinned_key(hex: &str) -> Result<PinnedKey, LoaderError> {
+    let public = Digest::from_hex(hex.trim())
+        .ok_or_else(|| invalid(&format!("options.keys: a public key is 64 hex digits, found {hex:?}")))?;
+    Ok(PinnedKey { public: public.0 })
+}
+
+/// `url` resolved against the page's (or worker's) location.
+fn absolute(url: &str) -> Result<String, LoaderError> {
+    let base = Reflect::get(&js_sys::global(), &"location".into())
+        .ok()
+        .and_then(|l| Reflect::get(&l, &"href".into()).ok())
+        .and_then(|h| h.as_string());
+    let resolved = match base {
+        Some(base) => web_sys::Url::new_with_base(url, &base),
+        None => web_sys::Url::new(url),
+    };
+    resolved.map(|u| u.href()).map_err(|_| invalid(&format!("not a URL: {url:?}")))
 }
 
 /// `imports: { app: { name: function, … } }`: the only namespace apps may fill.

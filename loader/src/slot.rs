@@ -118,19 +118,32 @@ impl Slot {
     /// Load the first version of a guest.
     pub async fn load(source: ModuleSource, options: LoadOptions) -> Result<Rc<Slot>, LoaderError> {
         let slot = Self::new(options)?;
-        let verified = slot.fetch(source).await?;
-        let interface = Rc::new(slot.inspect(&verified)?);
-        let instance = slot.instantiate(&verified, &interface).await?;
-        let pending = slot.table.borrow().prepare(&interface.user_exports).await?;
-        let mut table = slot.table.try_borrow_mut().map_err(|_| LoaderError::Reentrant)?;
-        table.adopt(pending);
-        table.bind(&instance);
-        drop(table);
-        slot.state.borrow_mut().current = Some(Rc::new(instance));
+        slot.load_first(source).await?;
         Ok(slot)
     }
 
-    fn new(options: LoadOptions) -> Result<Rc<Slot>, LoaderError> {
+    /// Load the first version into an empty slot (made by [`Slot::new`]). On failure the slot
+    /// stays empty, so another source can be tried (the watcher's fallback).
+    pub async fn load_first(&self, source: ModuleSource) -> Result<VersionInfo, LoaderError> {
+        let _turn = self.queue.enter().await;
+        if self.state.borrow().current.is_some() {
+            return Err(LoaderError::InvalidArgument("the slot already runs a version: swap instead".into()));
+        }
+        let verified = self.fetch(source).await?;
+        let interface = Rc::new(self.inspect(&verified)?);
+        let instance = self.instantiate(&verified, &interface).await?;
+        let pending = self.table.borrow().prepare(&interface.user_exports).await?;
+        let mut table = self.table.try_borrow_mut().map_err(|_| LoaderError::Reentrant)?;
+        table.adopt(pending);
+        table.bind(&instance);
+        drop(table);
+        let info = VersionInfo::of(&interface, &instance.sha256);
+        self.state.borrow_mut().current = Some(Rc::new(instance));
+        Ok(info)
+    }
+
+    /// An empty slot: nothing runs until [`Slot::load_first`] succeeds.
+    pub fn new(options: LoadOptions) -> Result<Rc<Slot>, LoaderError> {
         let emitter = Rc::new(Emitter::default());
         if let Some(listener) = &options.on_event {
             emitter.add(listener.clone());
@@ -478,7 +491,8 @@ impl Slot {
 
     /// Stages 1–2. Their events carry no version: the module's is unknown until validated.
     async fn fetch(&self, source: ModuleSource) -> Result<Verified, LoaderError> {
-        let v = fetch_verified(source, self.options.limits.max_module_bytes).await?;
+        let cap = self.options.limits.max_module_bytes.min(source.listed_size.unwrap_or(u64::MAX));
+        let v = fetch_verified(source, cap).await?;
         let detail = Detail { bytes: Some(v.bytes.len() as u64), ..Detail::default() };
         self.emit(Event::new("fetch", None, Some(v.fetch_ms)).with(detail));
         self.emit(Event::new("compile", None, Some(v.compile_ms)));
@@ -522,7 +536,8 @@ impl Slot {
         }
     }
 
-    fn emit(&self, event: Event) {
+    /// Deliver `event` to the slot's listeners.
+    pub fn emit(&self, event: Event) {
         self.emitter.emit(event);
     }
 

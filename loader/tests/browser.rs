@@ -117,7 +117,7 @@ async fn a_response_the_app_fetched_itself_is_a_valid_source() {
         .await
         .unwrap()
         .unchecked_into();
-    let source = ModuleSource { origin: Origin::Response(response), sha256: digest_of("counter-v2").await };
+    let source = ModuleSource { origin: Origin::Response(response), sha256: digest_of("counter-v2").await, listed_size: None };
     assert_eq!(slot.swap(source).await.unwrap().version, "2.0.0");
     assert_eq!(call_i64(&increment), 5);
 }
@@ -147,7 +147,7 @@ async fn a_guest_error_is_a_typed_trap_carrying_the_guests_message_and_state_sur
 #[wasm_bindgen_test]
 async fn hash_mismatch_reports_expected_and_actual_and_keeps_v1() {
     let (slot, inc) = running_v1("{}").await;
-    let wrong = ModuleSource { origin: Origin::Url(format!("{}/guests/counter-v2.wasm", server())), sha256: digest_of("counter-v1").await };
+    let wrong = ModuleSource { origin: Origin::Url(format!("{}/guests/counter-v2.wasm", server())), sha256: digest_of("counter-v1").await, listed_size: None };
     let err = assert_refused(&slot, &inc, wrong, "HASH_MISMATCH").await;
     let LoaderError::HashMismatch { expected, actual } = err else { unreachable!() };
     assert_eq!(expected, digest_of("counter-v1").await.to_hex());
@@ -160,7 +160,7 @@ async fn a_flipped_byte_is_refused_before_any_guest_code_runs() {
     let mut bytes = get_bytes("/guests/counter-v2.wasm").await;
     let middle = bytes.len() / 2;
     bytes[middle] ^= 1;
-    let source = ModuleSource { origin: Origin::Bytes(Uint8Array::from(&bytes[..])), sha256: digest_of("counter-v2").await };
+    let source = ModuleSource { origin: Origin::Bytes(Uint8Array::from(&bytes[..])), sha256: digest_of("counter-v2").await, listed_size: None };
     assert_refused(&slot, &inc, source, "HASH_MISMATCH").await;
 }
 
@@ -168,18 +168,18 @@ async fn a_flipped_byte_is_refused_before_any_guest_code_runs() {
 async fn network_failures_are_typed_truncated_body_404_and_refused_connection() {
     let (slot, inc) = running_v1("{}").await;
     let digest = digest_of("counter-v2").await;
-    let at = |path: &str| ModuleSource { origin: Origin::Url(format!("{}{path}", server())), sha256: digest };
+    let at = |path: &str| ModuleSource { origin: Origin::Url(format!("{}{path}", server())), sha256: digest, listed_size: None };
     assert_refused(&slot, &inc, at("/truncated/counter-v2.wasm"), "BODY_INCOMPLETE").await;
     let err = assert_refused(&slot, &inc, at("/status/404"), "HTTP_STATUS").await;
     assert!(matches!(err, LoaderError::HttpStatus { status: 404, .. }));
-    let nowhere = ModuleSource { origin: Origin::Url("http://127.0.0.1:9/counter.wasm".into()), sha256: digest };
+    let nowhere = ModuleSource { origin: Origin::Url("http://127.0.0.1:9/counter.wasm".into()), sha256: digest, listed_size: None };
     assert_refused(&slot, &inc, nowhere, "FETCH_FAILED").await;
 }
 
 #[wasm_bindgen_test]
 async fn the_servers_mime_type_does_not_matter_the_hash_does() {
     let (slot, _) = running_v1("{}").await;
-    let source = ModuleSource { origin: Origin::Url(format!("{}/as-text/counter-v2.wasm", server())), sha256: digest_of("counter-v2").await };
+    let source = ModuleSource { origin: Origin::Url(format!("{}/as-text/counter-v2.wasm", server())), sha256: digest_of("counter-v2").await, listed_size: None };
     assert_eq!(slot.swap(source).await.unwrap().version, "2.0.0");
 }
 
@@ -187,7 +187,7 @@ async fn the_servers_mime_type_does_not_matter_the_hash_does() {
 async fn bytes_that_are_not_wasm_are_refused() {
     let (slot, inc) = running_v1("{}").await;
     let junk = b"<html>not a module</html>";
-    let source = ModuleSource { origin: Origin::Bytes(Uint8Array::from(&junk[..])), sha256: sha256(junk) };
+    let source = ModuleSource { origin: Origin::Bytes(Uint8Array::from(&junk[..])), sha256: sha256(junk), listed_size: None };
     assert_refused(&slot, &inc, source, "NOT_WASM").await;
 }
 
@@ -196,7 +196,7 @@ async fn oversize_modules_are_refused_including_an_endless_body() {
     let (slot, inc) = running_v1(r#"{"limits": {"maxModuleBytes": 100000}}"#).await;
     let err = assert_refused(&slot, &inc, by_url("bench-200k-v2").await, "MODULE_TOO_LARGE").await;
     assert!(matches!(err, LoaderError::ModuleTooLarge { limit: 100_000, .. }));
-    let endless = ModuleSource { origin: Origin::Url(format!("{}/endless", server())), sha256: digest_of("counter-v2").await };
+    let endless = ModuleSource { origin: Origin::Url(format!("{}/endless", server())), sha256: digest_of("counter-v2").await, listed_size: None };
     assert_refused(&slot, &inc, endless, "MODULE_TOO_LARGE").await;
 }
 
@@ -346,7 +346,7 @@ async fn two_hundred_swaps_back_and_forth_keep_every_increment() {
     let mut expected = 3;
     for round in 0..200 {
         let (name, digest, step) = if round % 2 == 0 { ("counter-v2", v2, 2) } else { ("counter-v1", v1, 1) };
-        let source = ModuleSource { origin: Origin::Url(format!("{}/guests/{name}.wasm", server())), sha256: digest };
+        let source = ModuleSource { origin: Origin::Url(format!("{}/guests/{name}.wasm", server())), sha256: digest, listed_size: None };
         slot.swap(source).await.unwrap_or_else(|e| panic!("swap {round}: {e}"));
         expected += step;
         assert_eq!(call_i64(&increment), expected, "after swap {round}");

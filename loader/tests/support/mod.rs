@@ -38,7 +38,7 @@ pub async fn digest_of(name: &str) -> Digest {
 }
 
 pub async fn by_url(name: &str) -> ModuleSource {
-    ModuleSource { origin: Origin::Url(format!("{}/guests/{name}.wasm", server())), sha256: digest_of(name).await }
+    ModuleSource { origin: Origin::Url(format!("{}/guests/{name}.wasm", server())), sha256: digest_of(name).await, listed_size: None }
 }
 
 pub fn options(js: &str) -> LoadOptions {

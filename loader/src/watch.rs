@@ -1,0 +1,409 @@
+//! A watched slot: the guest follows a signed registry. The watcher loads the release the
+//! verified manifest names as current (or the app's fallback guest when the registry cannot
+//! be reached or trusted), then checks the manifest again whenever the server pushes a hint
+//! (Server-Sent Events) and, as a fallback, by polling with `If-None-Match`, backing off
+//! after errors. Each check runs the trust stage, then the update policy, then an ordinary
+//! queued swap with the listed digest and size as the module's hash and byte cap.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
+use std::rc::{Rc, Weak};
+
+use hotswap_registry::{Manifest, Release};
+use js_sys::{Function, Promise, Reflect};
+use serde::Serialize;
+use wasm_bindgen::{closure::Closure, JsCast, JsValue};
+use wasm_bindgen_futures::{spawn_local, JsFuture};
+use web_sys::EventSource;
+
+use crate::error::{js_message, LoaderError};
+use crate::events::{Detail, Event};
+use crate::hash::Digest;
+use crate::options::{ModuleSource, Origin};
+use crate::policy::{decide, Decision, MajorUpdates};
+use crate::queue::OpQueue;
+use crate::slot::{Slot, VersionInfo};
+use crate::trust::{fetch_manifest, unix_now, verify_manifest, Fetched, SeenVersion, Trust};
+
+/// How a slot follows its registry (read from `HotSwap.watch`'s options).
+#[derive(Clone, Debug)]
+pub struct WatchOptions {
+    /// The manifest's absolute URL.
+    pub manifest_url: String,
+    /// The guest to follow.
+    pub guest: String,
+    /// Pinned keys, threshold and manifest byte cap.
+    pub trust: Trust,
+    /// What to do about major releases.
+    pub major: MajorUpdates,
+    /// Milliseconds between polls while no push channel is open (and the first backoff step).
+    pub poll_ms: f64,
+    /// Longest wait between attempts after repeated errors.
+    pub max_backoff_ms: f64,
+    /// A Server-Sent Events URL; any message on it means "check the manifest now".
+    pub push_url: Option<String>,
+    /// The guest to run when the registry cannot be reached or trusted (a `ModuleSource`).
+    pub fallback: Option<JsValue>,
+}
+
+/// While a push channel is open, polling only guards against a silently dead connection.
+const POLL_FACTOR_WHILE_PUSHED: f64 = 10.0;
+
+/// The outcome of one check, as `checkForUpdates()` reports it.
+#[derive(Serialize, Clone, Debug)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateCheck {
+    /// The verified manifest's version.
+    pub manifest_version: u64,
+    /// The release the manifest names as current.
+    pub listed: String,
+    /// The version running after the check.
+    pub running: String,
+    /// `up-to-date`, `swapped` or `skipped`.
+    pub action: &'static str,
+    /// Why it was skipped (`major`, `no-migration`, `failed-here`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+}
+
+/// What the page may show of the registry: the last verified manifest, for this guest.
+#[derive(Serialize, Clone, Debug)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistryView {
+    /// The manifest URL watched.
+    pub manifest_url: String,
+    /// The last verified manifest's version, if any was verified.
+    pub manifest_version: Option<u64>,
+    /// Its expiry (seconds since the epoch).
+    pub expires: Option<u64>,
+    /// The release it names as current.
+    pub current: Option<String>,
+    /// Every listed release of the guest.
+    pub versions: Vec<ListedRelease>,
+    /// Whether the running version is the app's fallback guest.
+    pub using_fallback: bool,
+    /// Whether the push channel is open.
+    pub push_open: bool,
+}
+
+/// One listed release.
+#[derive(Serialize, Clone, Debug)]
+#[serde(rename_all = "camelCase")]
+pub struct ListedRelease {
+    /// SemVer version.
+    pub version: String,
+    /// SHA-256, hex.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// State schema.
+    pub state_schema: u32,
+}
+
+#[derive(Default)]
+struct WatchState {
+    etag: Option<String>,
+    manifest: Option<Manifest>,
+    /// Digests swapped to (or loaded) here; none is tried twice.
+    tried: HashSet<String>,
+    /// (digest, reason) already announced by an `update-skipped` event.
+    skipped: HashSet<(String, &'static str)>,
+    failures: u32,
+    using_fallback: bool,
+}
+
+/// The push channel and the handlers it calls (dropped with it).
+struct Push {
+    source: EventSource,
+    _handlers: Vec<Closure<dyn FnMut(JsValue)>>,
+}
+
+/// Follows a registry for one slot.
+pub struct Watcher {
+    slot: Rc<Slot>,
+    options: WatchOptions,
+    seen: SeenVersion,
+    state: RefCell<WatchState>,
+    turns: OpQueue,
+    stopped: Cell<bool>,
+    wake: RefCell<Option<Function>>,
+    push: RefCell<Option<Push>>,
+    push_open: Cell<bool>,
+}
+
+impl Watcher {
+    /// Load the current release (or the fallback) into the empty `slot`, then keep watching.
+    pub async fn start(slot: Rc<Slot>, options: WatchOptions) -> Result<Rc<Watcher>, LoaderError> {
+        let watcher = Rc::new(Watcher {
+            seen: SeenVersion::new(&options.manifest_url),
+            slot,
+            options,
+            state: RefCell::default(),
+            turns: OpQueue::default(),
+            stopped: Cell::new(false),
+            wake: RefCell::default(),
+            push: RefCell::default(),
+            push_open: Cell::new(false),
+        });
+        if let Err(e) = watcher.load_listed().await {
+            watcher.load_fallback(e).await?;
+        }
+        watcher.open_push();
+        spawn_local(watcher.clone().run());
+        Ok(watcher)
+    }
+
+    async fn load_listed(&self) -> Result<(), LoaderError> {
+        let _turn = self.turns.enter().await;
+        let manifest = self.refresh().await?;
+        let (_, release) = manifest.release(&self.options.guest, None)?;
+        self.state.borrow_mut().tried.insert(release.sha256.clone());
+        self.slot.load_first(self.source_of(release)?).await?;
+        Ok(())
+    }
+
+    async fn load_fallback(&self, why: LoaderError) -> Result<(), LoaderError> {
+        let Some(fallback) = &self.options.fallback else { return Err(why) };
+        self.slot.emit(Event::new("fallback", None, None).with(Detail {
+            code: Some(why.code()),
+            message: Some(why.to_string()),
+            ..Detail::default()
+        }));
+        self.slot.load_first(ModuleSource::from_js(fallback)?).await?;
+        self.state.borrow_mut().using_fallback = true;
+        Ok(())
+    }
+
+    /// Check the registry now. Checks (and the loop's) run one at a time.
+    pub async fn check(&self) -> Result<UpdateCheck, LoaderError> {
+        let _turn = self.turns.enter().await;
+        let result = self.check_now().await;
+        let mut state = self.state.borrow_mut();
+        match &result {
+            Ok(_) => state.failures = 0,
+            Err(_) => state.failures += 1,
+        }
+        drop(state);
+        result
+    }
+
+    async fn check_now(&self) -> Result<UpdateCheck, LoaderError> {
+        let manifest = self.refresh().await.inspect_err(|e| self.report(e))?;
+        let (listed, release) = manifest.release(&self.options.guest, None).inspect_err(|e| self.report(&e.clone().into()))?;
+        let running = self.slot.current()?;
+        let decision = decide(&running, listed, release, &self.state.borrow().tried, self.options.major);
+        let outcome = |action, reason, running: &VersionInfo| UpdateCheck {
+            manifest_version: manifest.version,
+            listed: listed.to_string(),
+            running: running.version.clone(),
+            action,
+            reason,
+        };
+        match decision {
+            Decision::UpToDate => Ok(outcome("up-to-date", None, &running)),
+            Decision::Skip(reason) => {
+                self.announce_skip(listed, &release.sha256, reason.as_str());
+                Ok(outcome("skipped", Some(reason.as_str()), &running))
+            }
+            Decision::Update => {
+                let info = self.swap_to(release).await?;
+                Ok(outcome("swapped", None, &info))
+            }
+        }
+    }
+
+    /// Swap to a listed release. A failure marks it tried, unless it was the network's
+    /// (then the next check tries again).
+    async fn swap_to(&self, release: &Release) -> Result<VersionInfo, LoaderError> {
+        self.state.borrow_mut().tried.insert(release.sha256.clone());
+        match self.slot.swap(self.source_of(release)?).await {
+            Ok(info) => {
+                self.state.borrow_mut().using_fallback = false;
+                Ok(info)
+            }
+            Err(e) => {
+                if matches!(e, LoaderError::FetchFailed { .. } | LoaderError::HttpStatus { .. } | LoaderError::BodyIncomplete { .. }) {
+                    self.state.borrow_mut().tried.remove(&release.sha256);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The verified manifest: a new one from the registry, or the last one if unchanged
+    /// (which must still not have expired).
+    async fn refresh(&self) -> Result<Manifest, LoaderError> {
+        let etag = self.state.borrow().etag.clone();
+        let max = self.options.trust.max_manifest_bytes;
+        let (bytes, etag) = match fetch_manifest(&self.options.manifest_url, etag.as_deref(), max).await? {
+            Fetched::Body { bytes, etag } => (bytes, etag),
+            Fetched::NotModified => {
+                let cached = self.state.borrow().manifest.clone();
+                if let Some(manifest) = cached {
+                    manifest.check_fresh(unix_now(), None)?;
+                    return Ok(manifest);
+                }
+                // A 304 to a request without If-None-Match: ask again, unconditionally.
+                self.state.borrow_mut().etag = None;
+                return Err(LoaderError::HttpStatus { url: self.options.manifest_url.clone(), status: 304 });
+            }
+        };
+        let seen = self.seen.get().max(self.state.borrow().manifest.as_ref().map(|m| m.version));
+        let manifest = verify_manifest(&bytes, &self.options.trust, seen).await?;
+        self.seen.raise_to(manifest.version);
+        let is_new = seen != Some(manifest.version);
+        let mut state = self.state.borrow_mut();
+        state.etag = etag;
+        state.manifest = Some(manifest.clone());
+        drop(state);
+        if is_new {
+            let listed = manifest.guests.get(&self.options.guest).map(|g| g.current.as_str());
+            self.slot.emit(Event::new("manifest", listed, None).with(Detail {
+                manifest_version: Some(manifest.version),
+                ..Detail::default()
+            }));
+        }
+        Ok(manifest)
+    }
+
+    fn source_of(&self, release: &Release) -> Result<ModuleSource, LoaderError> {
+        let url = web_sys::Url::new_with_base(&release.url, &self.options.manifest_url)
+            .map_err(|e| LoaderError::InvalidArgument(format!("release url {:?}: {}", release.url, js_message(&e))))?;
+        let sha256 = Digest::from_hex(&release.sha256)
+            .ok_or_else(|| hotswap_registry::RegistryError::Malformed(format!("sha256 {:?}", release.sha256)))?;
+        Ok(ModuleSource { origin: Origin::Url(url.href()), sha256, listed_size: Some(release.size) })
+    }
+
+    fn announce_skip(&self, version: &str, sha256: &str, reason: &'static str) {
+        if !self.state.borrow_mut().skipped.insert((sha256.to_string(), reason)) {
+            return;
+        }
+        self.slot.emit(Event::new("update-skipped", Some(version), None).with(Detail { reason: Some(reason), ..Detail::default() }));
+    }
+
+    /// An `error` event for a failed check (swap failures are reported by the slot).
+    fn report(&self, e: &LoaderError) {
+        let failures = self.state.borrow().failures + 1;
+        let version = self.slot.current().ok().map(|c| c.version);
+        self.slot.emit(Event::new("error", version.as_deref(), None).with(Detail {
+            code: Some(e.code()),
+            message: Some(e.to_string()),
+            retry_ms: Some(self.delay_after(failures)),
+            ..Detail::default()
+        }));
+    }
+
+    /// The wait before the next check.
+    fn next_delay(&self) -> f64 {
+        self.delay_after(self.state.borrow().failures)
+    }
+
+    fn delay_after(&self, failures: u32) -> f64 {
+        let poll = self.options.poll_ms;
+        if failures > 0 {
+            return (poll * 2f64.powi(failures.min(30) as i32)).min(self.options.max_backoff_ms.max(poll));
+        }
+        if self.push_open.get() {
+            poll * POLL_FACTOR_WHILE_PUSHED
+        } else {
+            poll
+        }
+    }
+
+    async fn run(self: Rc<Self>) {
+        while !self.stopped.get() {
+            self.sleep(self.next_delay()).await;
+            if self.stopped.get() {
+                break;
+            }
+            if let Err(LoaderError::Disposed) = self.check().await {
+                break;
+            }
+        }
+    }
+
+    /// Wait `ms`, or until [`Watcher::wake`].
+    async fn sleep(&self, ms: f64) {
+        let mut install = |resolve: Function, _reject: Function| {
+            let set_timeout = Reflect::get(&js_sys::global(), &"setTimeout".into()).ok().and_then(|f| f.dyn_into::<Function>().ok());
+            if let Some(set_timeout) = set_timeout {
+                let _ = set_timeout.call2(&JsValue::UNDEFINED, &resolve, &JsValue::from_f64(ms));
+            }
+            *self.wake.borrow_mut() = Some(resolve);
+        };
+        let _ = JsFuture::from(Promise::new(&mut install)).await;
+    }
+
+    /// End the current wait: check now.
+    pub fn wake(&self) {
+        if let Some(resolve) = self.wake.borrow_mut().take() {
+            let _ = resolve.call0(&JsValue::UNDEFINED);
+        }
+    }
+
+    /// Stop watching: no more checks, the push channel closed. The slot keeps running.
+    pub fn stop(&self) {
+        self.stopped.set(true);
+        if let Some(push) = self.push.borrow_mut().take() {
+            push.source.close();
+        }
+        self.push_open.set(false);
+        self.wake();
+    }
+
+    /// Open the push channel, if configured. A message means "check now"; when the channel
+    /// opens (again) a check catches up on anything missed; when it breaks, polling resumes.
+    fn open_push(self: &Rc<Self>) {
+        let Some(url) = &self.options.push_url else { return };
+        let Ok(source) = EventSource::new(url) else { return };
+        let handler = |watcher: Weak<Watcher>, on: fn(&Watcher)| {
+            Closure::<dyn FnMut(JsValue)>::new(move |_| {
+                if let Some(w) = watcher.upgrade() {
+                    on(&w)
+                }
+            })
+        };
+        let me = Rc::downgrade(self);
+        let opened = handler(me.clone(), |w| {
+            w.push_open.set(true);
+            w.wake();
+        });
+        let message = handler(me.clone(), Watcher::wake);
+        let broke = handler(me, |w| {
+            if w.push_open.replace(false) {
+                w.wake();
+            }
+        });
+        source.set_onopen(Some(opened.as_ref().unchecked_ref()));
+        source.set_onmessage(Some(message.as_ref().unchecked_ref()));
+        source.set_onerror(Some(broke.as_ref().unchecked_ref()));
+        *self.push.borrow_mut() = Some(Push { source, _handlers: vec![opened, message, broke] });
+    }
+
+    /// What the page may show of the registry.
+    pub fn view(&self) -> RegistryView {
+        let state = self.state.borrow();
+        let guest = state.manifest.as_ref().and_then(|m| m.guests.get(&self.options.guest));
+        RegistryView {
+            manifest_url: self.options.manifest_url.clone(),
+            manifest_version: state.manifest.as_ref().map(|m| m.version),
+            expires: state.manifest.as_ref().map(|m| m.expires),
+            current: guest.map(|g| g.current.clone()),
+            versions: guest
+                .map(|g| {
+                    g.versions
+                        .iter()
+                        .map(|(version, r)| ListedRelease {
+                            version: version.clone(),
+                            sha256: r.sha256.clone(),
+                            size: r.size,
+                            state_schema: r.state_schema,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            using_fallback: state.using_fallback,
+            push_open: self.push_open.get(),
+        }
+    }
+}
