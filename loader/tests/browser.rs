@@ -25,11 +25,6 @@ fn describe(slot: &Slot) -> String {
     String::from_utf8(slot.call_bytes("describe", b"").unwrap_or_else(|_| panic!("describe failed"))).unwrap()
 }
 
-/// SHA-256 of the running guest's saved state.
-fn checksum(slot: &Slot) -> String {
-    sha256(&slot.save_state().unwrap().1).to_hex()
-}
-
 /// A v1 counter at count 3 with a 4 KiB payload.
 async fn running_v1(opts: &str) -> (Rc<Slot>, Function) {
     let slot = load("counter-v1", opts).await;

@@ -6,14 +6,16 @@
 //   /truncated/<file>           announces the full Content-Length, sends half, then resets
 //   /endless                    streams bytes forever (for byte caps)
 //   /as-text/<file>             the guest served as text/plain (the loader must not care)
+//   /flipped/<file>             the guest with one byte flipped (a wrong-software module)
 //   /status/<code>              an empty response with that status
+//   /registry/<channel>/…       in-memory registries for the watch tests (see registry())
 //   /pkg/…                      loader/pkg (the npm package)
 //   /bench/…                    tests/bench (the benchmark page)
 //   /…                          www/
 //   /__token                    the token, to identify this server
 import { createServer } from 'node:http';
 import { readFile } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, createHash } from 'node:crypto';
 import { extname, join, normalize, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -28,6 +30,7 @@ const isolation = {
   'cross-origin-embedder-policy': 'require-corp',
   'cross-origin-resource-policy': 'cross-origin',
   'access-control-allow-origin': '*',
+  'access-control-expose-headers': 'etag',
 };
 
 async function file(dir, rel) {
@@ -41,12 +44,75 @@ function send(res, status, body, type, extra = {}) {
   res.end(body);
 }
 
+// Registry channels: PUT …/manifest.json stores a manifest (served with an ETag, 304 on a
+// matching If-None-Match) and pushes a message to …/events listeners; PUT …/fail/<n> makes
+// the next n manifest requests answer 503; GET …/stats counts what was served.
+const channels = new Map();
+const channel = (name) => {
+  if (!channels.has(name)) channels.set(name, { manifest: null, etag: null, failNext: 0, listeners: new Set(), stats: { full: 0, notModified: 0, failed: 0 } });
+  return channels.get(name);
+};
+
+async function readBody(req) {
+  const parts = [];
+  for await (const part of req) parts.push(part);
+  return Buffer.concat(parts);
+}
+
+async function registry(req, res, name, rest) {
+  const ch = channel(name);
+  if (req.method === 'OPTIONS') {
+    res.writeHead(204, { ...isolation, 'access-control-allow-methods': 'GET, PUT', 'access-control-allow-headers': 'content-type, if-none-match', 'access-control-max-age': '600' });
+    return res.end();
+  }
+  if (rest === 'manifest.json' && req.method === 'PUT') {
+    ch.manifest = await readBody(req);
+    ch.etag = `"${createHash('sha256').update(ch.manifest).digest('hex').slice(0, 16)}"`;
+    for (const listener of ch.listeners) listener.write(`data: ${ch.etag}\n\n`);
+    return send(res, 204, Buffer.alloc(0), 'text/plain');
+  }
+  if (rest.startsWith('fail/') && req.method === 'PUT') {
+    ch.failNext = Number(rest.slice(5));
+    return send(res, 204, Buffer.alloc(0), 'text/plain');
+  }
+  if (rest === 'manifest.json') {
+    if (ch.failNext > 0) {
+      ch.failNext--;
+      ch.stats.failed++;
+      return send(res, 503, Buffer.from('unavailable'), 'text/plain');
+    }
+    if (!ch.manifest) return send(res, 404, Buffer.from('no manifest'), 'text/plain');
+    if (req.headers['if-none-match'] === ch.etag) {
+      ch.stats.notModified++;
+      res.writeHead(304, { etag: ch.etag, ...isolation });
+      return res.end();
+    }
+    ch.stats.full++;
+    return send(res, 200, ch.manifest, 'application/json', { etag: ch.etag });
+  }
+  if (rest === 'events') {
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', ...isolation });
+    res.write(': connected\n\n');
+    ch.listeners.add(res);
+    return res.on('close', () => ch.listeners.delete(res));
+  }
+  if (rest === 'stats') return send(res, 200, Buffer.from(JSON.stringify(ch.stats)), 'application/json');
+  return send(res, 404, Buffer.from('not found'), 'text/plain');
+}
+
 const server = createServer(async (req, res) => {
   const url = new URL(req.url, 'http://x');
   const path = decodeURIComponent(url.pathname);
   const [, head, ...rest] = path.split('/');
   const tail = rest.join('/');
   if (path === '/__token') return send(res, 200, Buffer.from(token), 'text/plain');
+  if (head === 'registry') return registry(req, res, rest[0], rest.slice(1).join('/'));
+  if (head === 'flipped') {
+    const f = await file(dirs.guests, tail);
+    if (!f) return send(res, 404, Buffer.from('not found'), 'text/plain');
+    f.body[f.body.length >> 1] ^= 0x01;
+    return send(res, 200, f.body, 'application/wasm');
+  }
   if (head === 'status') return send(res, Number(tail) || 500, Buffer.alloc(0), 'text/plain');
   if (head === 'endless') {
     res.writeHead(200, { 'content-type': 'application/wasm', ...isolation });

@@ -53,6 +53,11 @@ pub fn export(slot: &Slot, name: &str) -> Function {
     Reflect::get(&slot.exports(), &name.into()).unwrap().unchecked_into()
 }
 
+/// SHA-256 of the running guest's saved state.
+pub fn checksum(slot: &Slot) -> String {
+    wasm_hotswap::hash::sha256(&slot.save_state().unwrap().1).to_hex()
+}
+
 pub fn call_i64(f: &Function) -> i64 {
     i64::try_from(f.call0(&JsValue::UNDEFINED).unwrap()).unwrap()
 }

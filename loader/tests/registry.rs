@@ -1,0 +1,425 @@
+//! Watched slots in headless Chrome: a registry served by `tests/support/server.mjs`
+//! (in-memory channels, one per test), manifests signed here with real Ed25519 keys and
+//! verified by the loader with WebCrypto. One test per TUF protection, then the update
+//! policy, push, polling and the fallback guest.
+//!
+//! Every refusal test checks the typed code, and that the running version still answers
+//! with its state unchanged.
+#![cfg(target_arch = "wasm32")]
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use ed25519_dalek::{Signer, SigningKey};
+use hotswap_registry::{hex, Envelope, GuestReleases, Manifest, Release};
+use js_sys::{Array, Function, Reflect};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen_test::*;
+use wasm_hotswap::options::watch_options_from_js;
+use wasm_hotswap::slot::Slot;
+use wasm_hotswap::trust::unix_now;
+use wasm_hotswap::watch::Watcher;
+use wasm_hotswap::LoaderError;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+mod support;
+use support::*;
+
+fn key(seed: u8) -> SigningKey {
+    SigningKey::from_bytes(&[seed; 32])
+}
+
+fn public_hex(key: &SigningKey) -> String {
+    hex(&key.verifying_key().to_bytes())
+}
+
+/// A listed release of a fixture guest: its real digest and size, served from `path`.
+async fn release(guest_file: &str, path: &str, state_schema: u32, migrates_from: &[u32]) -> Release {
+    let index = get_json("/guests/index.json").await;
+    let entry = Reflect::get(&index, &guest_file.into()).unwrap();
+    Release {
+        sha256: Reflect::get(&entry, &"sha256".into()).unwrap().as_string().unwrap(),
+        size: Reflect::get(&entry, &"size".into()).unwrap().as_f64().unwrap() as u64,
+        abi: "1.0".into(),
+        state_schema,
+        migrates_from: migrates_from.to_vec(),
+        url: format!("{}{path}", server()),
+    }
+}
+
+async fn counter_v1() -> Release {
+    release("counter-v1", "/guests/counter-v1.wasm", 1, &[]).await
+}
+
+/// A manifest for the `counter` guest expiring `ttl` seconds from now.
+fn manifest(version: u64, ttl: i64, current: &str, releases: Vec<(&str, Release)>) -> Manifest {
+    let versions = releases.into_iter().map(|(v, r)| (v.to_string(), r)).collect();
+    let guests = BTreeMap::from([("counter".to_string(), GuestReleases { current: current.into(), versions })]);
+    Manifest { version, expires: (unix_now() as i64 + ttl) as u64, guests }
+}
+
+fn seal(manifest: &Manifest, signers: &[&SigningKey]) -> Vec<u8> {
+    let publics: Vec<[u8; 32]> = signers.iter().map(|k| k.verifying_key().to_bytes()).collect();
+    Envelope::seal(manifest, &publics, |i, message| signers[i].sign(message).to_bytes()).to_json()
+}
+
+/// One registry channel on the fixture server.
+struct Registry {
+    base: String,
+}
+
+impl Registry {
+    fn new(tag: &str) -> Self {
+        let unique = (js_sys::Math::random() * 1e12) as u64;
+        Self { base: format!("{}/registry/{tag}-{unique}", server()) }
+    }
+
+    fn manifest_url(&self) -> String {
+        format!("{}/manifest.json", self.base)
+    }
+
+    async fn put(&self, path: &str, body: &[u8]) {
+        let init = web_sys::RequestInit::new();
+        init.set_method("PUT");
+        init.set_body(&js_sys::Uint8Array::from(body).into());
+        let url = format!("{}/{path}", self.base);
+        let response: web_sys::Response =
+            JsFuture::from(web_sys::window().unwrap().fetch_with_str_and_init(&url, &init)).await.unwrap().unchecked_into();
+        assert!(response.ok(), "PUT {url}: {}", response.status());
+    }
+
+    async fn publish(&self, manifest: &Manifest, signers: &[&SigningKey]) {
+        self.put("manifest.json", &seal(manifest, signers)).await;
+    }
+
+    async fn stat(&self, name: &str) -> f64 {
+        let path = self.base.trim_start_matches(server()).to_string();
+        Reflect::get(&get_json(&format!("{path}/stats")).await, &name.into()).unwrap().as_f64().unwrap()
+    }
+}
+
+/// A watch started with `options` (JSON, merged over: guest `counter`, the key of seed 1,
+/// no polling to speak of), its slot, and every event it emitted.
+struct Watched {
+    result: Result<Rc<Watcher>, LoaderError>,
+    slot: Rc<Slot>,
+    events: Array,
+}
+
+async fn watch_url(manifest_url: &str, options: &str) -> Watched {
+    let defaults = format!(r#"{{"guest":"counter","keys":["{}"],"pollIntervalMs":600000}}"#, public_hex(&key(1)));
+    let target: js_sys::Object = js_sys::JSON::parse(&defaults).unwrap().unchecked_into();
+    let overrides: js_sys::Object = js_sys::JSON::parse(options).unwrap().unchecked_into();
+    let object = js_sys::Object::assign(&target, &overrides);
+    let events = Array::new();
+    let collect = Function::new_with_args("e", "this.push(e)").bind0(&events);
+    Reflect::set(&object, &"onEvent".into(), &collect).unwrap();
+    let (watch, load) = watch_options_from_js(manifest_url, &object).unwrap();
+    let slot = Slot::new(load).unwrap();
+    let result = Watcher::start(slot.clone(), watch).await;
+    Watched { result, slot, events }
+}
+
+async fn watch(registry: &Registry, options: &str) -> Watched {
+    watch_url(&registry.manifest_url(), options).await
+}
+
+impl Watched {
+    fn watcher(&self) -> &Rc<Watcher> {
+        self.result.as_ref().unwrap_or_else(|e| panic!("watch failed: {e}"))
+    }
+
+    fn version(&self) -> String {
+        self.slot.current().unwrap().version
+    }
+
+    fn event(&self, kind: &str) -> Option<JsValue> {
+        self.events.iter().find(|e| field(e, "type") == kind)
+    }
+
+    /// A check must fail with `code`, and the running version must keep answering with its
+    /// state unchanged.
+    async fn assert_check_refused(&self, code: &str) -> LoaderError {
+        let (before, version) = (checksum(&self.slot), self.version());
+        let err = self.watcher().check().await.expect_err("the check should have been refused");
+        assert_eq!(err.code(), code, "wrong code for: {err}");
+        assert_eq!((self.version(), checksum(&self.slot)), (version, before), "the running version or its state changed");
+        let count = call_i64(&export(&self.slot, "increment"));
+        assert_eq!(call_i64(&export(&self.slot, "increment")), count + 1, "the running version no longer answers");
+        err
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        if let Ok(w) = &self.result {
+            w.stop();
+        }
+        self.slot.dispose();
+    }
+}
+
+fn field(value: &JsValue, name: &str) -> String {
+    Reflect::get(value, &name.into()).ok().and_then(|v| v.as_string()).unwrap_or_default()
+}
+
+fn number(value: &JsValue, name: &str) -> f64 {
+    Reflect::get(value, &name.into()).ok().and_then(|v| v.as_f64()).unwrap_or(f64::NAN)
+}
+
+async fn sleep_ms(ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        web_sys::window().unwrap().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms).unwrap();
+    });
+    JsFuture::from(promise).await.unwrap();
+}
+
+/// Wait (up to 10 s) until the slot runs `version`.
+async fn until_running(w: &Watched, version: &str) {
+    for _ in 0..200 {
+        if w.version() == version {
+            return;
+        }
+        sleep_ms(50).await;
+    }
+    panic!("still running {} instead of {version}", w.version());
+}
+
+// ---------- loading and following
+
+#[wasm_bindgen_test]
+async fn watch_loads_the_release_the_signed_manifest_names_and_swaps_to_a_patch_with_the_state() {
+    let registry = Registry::new("follow");
+    registry.publish(&manifest(1, 3600, "1.0.0", vec![("1.0.0", counter_v1().await)]), &[&key(1)]).await;
+    let w = watch(&registry, "{}").await;
+    assert_eq!(w.version(), "1.0.0");
+    let increment = export(&w.slot, "increment");
+    call_i64(&increment);
+    call_i64(&increment);
+    let patch = release("wat-counter", "/guests/wat-counter.wasm", 1, &[]).await;
+    let v2 = manifest(2, 3600, "1.0.2", vec![("1.0.0", counter_v1().await), ("1.0.2", patch)]);
+    registry.publish(&v2, &[&key(1)]).await;
+    let check = w.watcher().check().await.unwrap();
+    assert_eq!((check.action, check.manifest_version, check.running.as_str()), ("swapped", 2, "1.0.2"));
+    assert_eq!(call_i64(&increment), 3, "the count travelled to the new version through the same reference");
+    let view = w.watcher().view();
+    assert_eq!((view.manifest_version, view.current.as_deref(), view.versions.len()), (Some(2), Some("1.0.2"), 2));
+    assert_eq!(w.watcher().check().await.unwrap().action, "up-to-date");
+    assert_eq!(number(&w.event("manifest").unwrap(), "manifestVersion"), 1.0);
+}
+
+#[wasm_bindgen_test]
+async fn a_major_release_is_taken_when_it_migrates_the_running_schema_and_never_when_the_policy_says_so() {
+    let v2 = release("counter-v2", "/guests/counter-v2.wasm", 2, &[1]).await;
+    let listed = manifest(1, 3600, "2.0.0", vec![("1.0.0", counter_v1().await), ("2.0.0", v2.clone())]);
+    let start = manifest(1, 3600, "1.0.0", vec![("1.0.0", counter_v1().await)]);
+
+    let never = Registry::new("major-never");
+    never.publish(&start, &[&key(1)]).await;
+    let w = watch(&never, r#"{"majorUpdates":"never"}"#).await;
+    never.publish(&Manifest { version: 2, ..listed.clone() }, &[&key(1)]).await;
+    let check = w.watcher().check().await.unwrap();
+    assert_eq!((check.action, check.reason, w.version().as_str()), ("skipped", Some("major"), "1.0.0"));
+    let skipped = w.event("update-skipped").expect("an update-skipped event");
+    assert_eq!((field(&skipped, "version"), field(&skipped, "reason")), ("2.0.0".into(), "major".into()));
+
+    let no_path = Registry::new("major-no-path");
+    no_path.publish(&start, &[&key(1)]).await;
+    let w = watch(&no_path, "{}").await;
+    let unconnected = Release { state_schema: 3, migrates_from: vec![2], ..v2.clone() };
+    no_path.publish(&manifest(2, 3600, "3.0.0", vec![("3.0.0", unconnected)]), &[&key(1)]).await;
+    assert_eq!(w.watcher().check().await.unwrap().reason, Some("no-migration"));
+
+    let migrating = Registry::new("major-migrates");
+    migrating.publish(&start, &[&key(1)]).await;
+    let w = watch(&migrating, "{}").await;
+    call_i64(&export(&w.slot, "increment"));
+    migrating.publish(&Manifest { version: 2, ..listed }, &[&key(1)]).await;
+    assert_eq!(w.watcher().check().await.unwrap().action, "swapped");
+    assert_eq!(w.version(), "2.0.0");
+    assert_eq!(call_i64(&export(&w.slot, "increment")), 3, "the count of 1 migrated to schema 2 (which steps by 2)");
+}
+
+// ---------- the TUF protections
+
+#[wasm_bindgen_test]
+async fn rollback_attack_an_older_manifest_is_refused_and_the_last_seen_version_outlives_the_watcher() {
+    let registry = Registry::new("rollback");
+    let old = manifest(4, 3600, "1.0.0", vec![("1.0.0", counter_v1().await)]);
+    registry.publish(&manifest(5, 3600, "1.0.0", vec![("1.0.0", counter_v1().await)]), &[&key(1)]).await;
+    let w = watch(&registry, "{}").await;
+    registry.publish(&old, &[&key(1)]).await;
+    let err = w.assert_check_refused("MANIFEST_ROLLBACK").await;
+    assert!(err.to_string().contains("version 4 is older than version 5"), "{err}");
+    drop(w);
+    // A new watcher of the same manifest URL (as after a page reload) shares nothing with
+    // the first but localStorage, and still refuses version 4.
+    let again = watch(&registry, "{}").await;
+    let err = again.result.as_ref().err().expect("a reloaded page must refuse the older manifest");
+    assert_eq!(err.code(), "MANIFEST_ROLLBACK");
+}
+
+#[wasm_bindgen_test]
+async fn freeze_attack_an_expired_manifest_is_refused_and_reported_even_when_the_server_answers_304() {
+    let expired = Registry::new("freeze");
+    expired.publish(&manifest(1, -10, "1.0.0", vec![("1.0.0", counter_v1().await)]), &[&key(1)]).await;
+    let w = watch(&expired, "{}").await;
+    assert_eq!(w.result.as_ref().err().map(LoaderError::code), Some("MANIFEST_EXPIRED"));
+
+    let stale = Registry::new("freeze-304");
+    stale.publish(&manifest(1, 2, "1.0.0", vec![("1.0.0", counter_v1().await)]), &[&key(1)]).await;
+    let w = watch(&stale, "{}").await;
+    assert_eq!(w.version(), "1.0.0");
+    sleep_ms(3000).await;
+    w.assert_check_refused("MANIFEST_EXPIRED").await;
+    assert!(stale.stat("notModified").await >= 1.0, "the server answered 304; the cached manifest had expired");
+    let reported = w.event("error").expect("the refusal is reported as an event");
+    assert_eq!(field(&reported, "code"), "MANIFEST_EXPIRED");
+}
+
+#[wasm_bindgen_test]
+async fn mix_and_match_attack_a_module_other_than_the_listed_one_is_refused_and_not_retried() {
+    let registry = Registry::new("mix");
+    registry.publish(&manifest(1, 3600, "1.0.0", vec![("1.0.0", counter_v1().await)]), &[&key(1)]).await;
+    let w = watch(&registry, "{}").await;
+    call_i64(&export(&w.slot, "increment"));
+    // The listed 1.0.1 is the trapping build's digest; the server hands out another genuine
+    // guest (a signed 1.0.2 from elsewhere) at its URL.
+    let listed = release("counter-traps-after-swap", "/guests/wat-counter.wasm", 1, &[]).await;
+    registry.publish(&manifest(2, 3600, "1.0.1", vec![("1.0.0", counter_v1().await), ("1.0.1", listed)]), &[&key(1)]).await;
+    w.assert_check_refused("HASH_MISMATCH").await;
+    let again = w.watcher().check().await.unwrap();
+    assert_eq!((again.action, again.reason), ("skipped", Some("failed-here")));
+}
+
+#[wasm_bindgen_test]
+async fn endless_data_attack_manifest_and_module_downloads_stop_at_their_caps() {
+    let w = watch_url(&format!("{}/endless", server()), r#"{"maxManifestBytes":65536}"#).await;
+    let err = w.result.as_ref().err().expect("an endless manifest must be refused");
+    assert_eq!((err.code(), err.to_string().contains("65536")), ("MANIFEST_TOO_LARGE", true), "{err}");
+
+    let registry = Registry::new("endless-module");
+    registry.publish(&manifest(1, 3600, "1.0.0", vec![("1.0.0", counter_v1().await)]), &[&key(1)]).await;
+    let w = watch(&registry, "{}").await;
+    // The listed size, not the loader's 32 MiB default, caps the download.
+    let endless = Release { size: 40_000, url: format!("{}/endless", server()), ..counter_v1().await };
+    let endless = Release { sha256: "00".repeat(32), ..endless };
+    registry.publish(&manifest(2, 3600, "1.0.1", vec![("1.0.1", endless)]), &[&key(1)]).await;
+    let err = w.assert_check_refused("MODULE_TOO_LARGE").await;
+    assert!(err.to_string().contains("40000"), "{err}");
+}
+
+#[wasm_bindgen_test]
+async fn wrong_software_a_module_whose_bytes_do_not_match_the_listed_hash_never_runs() {
+    let registry = Registry::new("wrong-software");
+    registry.publish(&manifest(1, 3600, "1.0.0", vec![("1.0.0", counter_v1().await)]), &[&key(1)]).await;
+    let w = watch(&registry, "{}").await;
+    let flipped = release("wat-counter", "/flipped/wat-counter.wasm", 1, &[]).await;
+    registry.publish(&manifest(2, 3600, "1.0.2", vec![("1.0.2", flipped)]), &[&key(1)]).await;
+    w.assert_check_refused("HASH_MISMATCH").await;
+    let validated = w.events.iter().filter(|e| field(e, "type") == "validate").count();
+    assert_eq!(validated, 1, "only the first load got past the hash check");
+    assert!(w.event("commit").is_none(), "nothing was committed");
+}
+
+#[wasm_bindgen_test]
+async fn arbitrary_installation_only_manifests_signed_by_enough_pinned_keys_are_trusted() {
+    let v1 = manifest(1, 3600, "1.0.0", vec![("1.0.0", counter_v1().await)]);
+    let untrusted = Registry::new("sig-untrusted");
+    untrusted.publish(&v1, &[&key(9)]).await;
+    let w = watch(&untrusted, "{}").await;
+    assert_eq!(w.result.as_ref().err().map(LoaderError::code), Some("MANIFEST_SIGNATURE"), "signed by a key nobody pinned");
+
+    // A valid signature over other bytes: the payload was edited after signing.
+    let edited = Registry::new("sig-edited");
+    let mut envelope = Envelope::parse(&seal(&v1, &[&key(1)])).unwrap();
+    let evil = manifest(1, 3600, "1.0.2", vec![("1.0.2", release("wat-counter", "/guests/wat-counter.wasm", 1, &[]).await)]);
+    envelope.payload = Envelope::seal(&evil, &[], |_, _| [0; 64]).payload;
+    edited.put("manifest.json", &envelope.to_json()).await;
+    let w = watch(&edited, "{}").await;
+    assert_eq!(w.result.as_ref().err().map(LoaderError::code), Some("MANIFEST_SIGNATURE"), "edited payload");
+
+    // 2-of-2: one signature is not enough, both are.
+    let pins = format!(r#"{{"keys":["{}","{}"],"threshold":2}}"#, public_hex(&key(1)), public_hex(&key(2)));
+    let one = Registry::new("sig-one-of-two");
+    one.publish(&v1, &[&key(1), &key(1)]).await;
+    let w = watch(&one, &pins).await;
+    let err = w.result.as_ref().err().expect("one distinct signer of two required");
+    assert_eq!((err.code(), err.to_string().contains("1 trusted key(s), 2 required")), ("MANIFEST_SIGNATURE", true), "{err}");
+    let both = Registry::new("sig-two-of-two");
+    both.publish(&v1, &[&key(2), &key(1)]).await;
+    assert_eq!(watch(&both, &pins).await.version(), "1.0.0");
+}
+
+// ---------- fallback, polling, push
+
+#[wasm_bindgen_test]
+async fn the_fallback_guest_runs_when_the_registry_is_unreachable_and_is_replaced_once_it_verifies() {
+    let fallback = format!(
+        r#"{{"fallback":{{"url":"{}/guests/counter-v1.wasm","sha256":"{}"}}}}"#,
+        server(),
+        digest_of("counter-v1").await.to_hex()
+    );
+    let registry = Registry::new("fallback");
+    let w = watch(&registry, &fallback).await;
+    assert_eq!(w.version(), "1.0.0");
+    let notice = w.event("fallback").expect("a fallback event says why");
+    assert_eq!(field(&notice, "code"), "HTTP_STATUS");
+    assert!(w.watcher().view().using_fallback);
+    call_i64(&export(&w.slot, "increment"));
+    let patch = release("wat-counter", "/guests/wat-counter.wasm", 1, &[]).await;
+    registry.publish(&manifest(1, 3600, "1.0.2", vec![("1.0.2", patch)]), &[&key(1)]).await;
+    assert_eq!(w.watcher().check().await.unwrap().action, "swapped");
+    assert!(!w.watcher().view().using_fallback);
+    assert_eq!(call_i64(&export(&w.slot, "increment")), 2, "the fallback's state moved to the listed release");
+
+    let forged = Registry::new("fallback-forged");
+    forged.publish(&manifest(1, 3600, "1.0.0", vec![("1.0.0", counter_v1().await)]), &[&key(7)]).await;
+    let w = watch(&forged, &fallback).await;
+    assert_eq!(field(&w.event("fallback").unwrap(), "code"), "MANIFEST_SIGNATURE");
+    assert_eq!(w.version(), "1.0.0");
+}
+
+#[wasm_bindgen_test]
+async fn without_push_the_watcher_polls_with_if_none_match_and_backs_off_after_errors() {
+    let registry = Registry::new("poll");
+    registry.publish(&manifest(1, 3600, "1.0.0", vec![("1.0.0", counter_v1().await)]), &[&key(1)]).await;
+    let w = watch(&registry, r#"{"pollIntervalMs":40,"maxBackoffMs":300}"#).await;
+    sleep_ms(400).await;
+    assert!(registry.stat("notModified").await >= 2.0, "unchanged manifests are answered 304");
+    assert_eq!(registry.stat("full").await, 1.0, "only the first request downloaded the manifest");
+    registry.put("fail/4", b"").await;
+    let retries = || -> Vec<f64> { w.events.iter().filter(|e| field(e, "code") == "HTTP_STATUS").map(|e| number(&e, "retryMs")).collect() };
+    for _ in 0..100 {
+        if retries().len() >= 4 {
+            break;
+        }
+        sleep_ms(50).await;
+    }
+    assert_eq!(retries(), [80.0, 160.0, 300.0, 300.0], "waits double from the poll interval up to maxBackoffMs");
+    let patch = release("wat-counter", "/guests/wat-counter.wasm", 1, &[]).await;
+    registry.publish(&manifest(2, 3600, "1.0.2", vec![("1.0.2", patch)]), &[&key(1)]).await;
+    until_running(&w, "1.0.2").await;
+}
+
+#[wasm_bindgen_test]
+async fn a_server_push_makes_the_page_update_without_waiting_for_the_next_poll() {
+    let registry = Registry::new("push");
+    registry.publish(&manifest(1, 3600, "1.0.0", vec![("1.0.0", counter_v1().await)]), &[&key(1)]).await;
+    let push = format!(r#"{{"push":"{}/events"}}"#, registry.base);
+    let w = watch(&registry, &push).await;
+    for _ in 0..100 {
+        if w.watcher().view().push_open {
+            break;
+        }
+        sleep_ms(50).await;
+    }
+    assert!(w.watcher().view().push_open, "the push channel opened");
+    let patch = release("wat-counter", "/guests/wat-counter.wasm", 1, &[]).await;
+    registry.publish(&manifest(2, 3600, "1.0.2", vec![("1.0.2", patch)]), &[&key(1)]).await;
+    // The poll interval is 10 minutes (100 while pushed): only the push can bring this.
+    until_running(&w, "1.0.2").await;
+    assert_eq!(registry.stat("full").await, 2.0);
+}
