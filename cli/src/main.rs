@@ -5,17 +5,17 @@
 //! hotswap inspect guest.wasm
 //! hotswap publish guest.wasm --registry www/registry --key keys/release.key
 //! hotswap verify www/registry --pub keys/release.pub
+//! hotswap promote editor 2.0.0 --registry www/registry --key keys/release.key
 //! hotswap rollback editor 1.1.0 --registry www/registry --key keys/release.key
 //! ```
 //! Every failure is one line on stderr and exit status 1 (2 for usage errors).
-
-mod keys;
-mod registry;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use hotswap_cli::registry::Direction;
+use hotswap_cli::{keys, registry};
 
 #[derive(Parser)]
 #[command(name = "hotswap", version, about = "Sign, publish, verify and inspect wasm-hotswap guest modules")]
@@ -68,6 +68,22 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         threshold: usize,
     },
+    /// Make a listed release current, in a new (higher) manifest version
+    Promote {
+        /// Guest name.
+        guest: String,
+        /// The release to make current.
+        version: String,
+        /// The registry directory.
+        #[arg(long)]
+        registry: PathBuf,
+        /// Secret key(s) to sign with.
+        #[arg(long = "key", required = true)]
+        keys: Vec<PathBuf>,
+        /// Days until the new manifest expires.
+        #[arg(long, default_value_t = 30)]
+        expires_days: u64,
+    },
     /// Make an earlier release current again, in a new (higher) manifest version
     Rollback {
         /// Guest name.
@@ -94,8 +110,11 @@ fn main() -> ExitCode {
             registry::publish(&wasm, &registry, &keys, !no_current, expires_days)
         }
         Command::Verify { registry, pubs, threshold } => registry::verify(&registry, &pubs, threshold),
+        Command::Promote { guest, version, registry, keys, expires_days } => {
+            registry::set_current(&registry, &guest, &version, &keys, expires_days, Direction::Any)
+        }
         Command::Rollback { guest, version, registry, keys, expires_days } => {
-            registry::rollback(&registry, &guest, &version, &keys, expires_days)
+            registry::set_current(&registry, &guest, &version, &keys, expires_days, Direction::Back)
         }
     };
     match result {

@@ -96,7 +96,7 @@ fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-/// `hotswap publish`.
+/// `hotswap publish`: returns a one-line report.
 pub fn publish(wasm: &Path, dir: &Path, key_paths: &[PathBuf], make_current: bool, expires_days: u64) -> Result<String, String> {
     let bytes = std::fs::read(wasm).map_err(|e| format!("{}: {e}", wasm.display()))?;
     let interface = check_module(&bytes, wasm)?;
@@ -174,16 +174,39 @@ pub fn verify(dir: &Path, pub_paths: &[PathBuf], threshold: usize) -> Result<Str
     ))
 }
 
-/// `hotswap rollback`.
-pub fn rollback(dir: &Path, guest: &str, version: &str, key_paths: &[PathBuf], expires_days: u64) -> Result<String, String> {
+/// Which way [`set_current`] may move.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// `hotswap promote`: to any listed release.
+    Any,
+    /// `hotswap rollback`: only to a release older than the current one.
+    Back,
+}
+
+/// `hotswap promote` / `hotswap rollback`: make a listed release current, in a new (higher)
+/// manifest version. Module files are not touched.
+pub fn set_current(dir: &Path, guest: &str, version: &str, key_paths: &[PathBuf], expires_days: u64, direction: Direction) -> Result<String, String> {
     let keys = signers(key_paths)?;
     if !dir.join(MANIFEST_FILE).exists() {
-        return Err(format!("{}: no manifest to roll back", dir.display()));
+        return Err(format!("{}: no manifest (publish a release first)", dir.display()));
     }
     let mut registry = Registry::open(dir, &keys)?;
     registry.manifest.release(guest, Some(version)).map_err(|e| e.to_string())?;
     let releases = registry.manifest.guests.get_mut(guest).ok_or_else(|| format!("no guest {guest}"))?;
+    if direction == Direction::Back && !is_older(version, &releases.current) {
+        return Err(format!("{guest} {version} is not older than the current {}: use `hotswap promote`", releases.current));
+    }
     let previous = std::mem::replace(&mut releases.current, version.to_string());
     let manifest_version = registry.save(&keys, expires_days)?;
     Ok(format!("{guest}: current {previous} -> {version}; manifest version {manifest_version}"))
+}
+
+fn is_older(version: &str, than: &str) -> bool {
+    matches!((semver::Version::parse(version), semver::Version::parse(than)), (Ok(a), Ok(b)) if a < b)
+}
+
+/// The registry's manifest, verified with the public halves of `key_paths` (none yet: an
+/// empty manifest).
+pub fn manifest(dir: &Path, key_paths: &[PathBuf]) -> Result<Manifest, String> {
+    Ok(Registry::open(dir, &signers(key_paths)?)?.manifest)
 }

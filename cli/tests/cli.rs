@@ -187,6 +187,27 @@ fn rollback_points_current_back_in_a_higher_manifest_version() {
     assert_eq!((m.version, m.guests["counter"].current.as_str()), (3, "1.0.0"));
     let (ok, out) = hotswap(&[&"rollback", &"counter", &"0.9.0", &"--registry", &s.registry(), &"--key", &s.key("a", "key")]);
     assert!(!ok && out.contains("not listed"), "{out}");
+    let (ok, out) = hotswap(&[&"rollback", &"counter", &"1.1.0", &"--registry", &s.registry(), &"--key", &s.key("a", "key")]);
+    assert!(!ok && out.contains("not older than the current 1.0.0"), "a rollback only goes back: {out}");
+}
+
+#[test]
+fn promote_makes_a_listed_release_current_without_touching_module_files() {
+    let s = Setup::new();
+    s.publish(&guest(s.dir.path(), "v1.wasm", "1.0.0", None), &["a"]);
+    let v2 = guest(s.dir.path(), "v2.wasm", "1.1.0", None);
+    let fixed = [v2.into_os_string(), "--registry".into(), s.registry().into_os_string(), "--no-current".into()];
+    let (ok, out) = s.with_keys("publish", &fixed, "--key", &["a"], "key");
+    assert!(ok, "{out}");
+    assert_eq!(s.manifest().guests["counter"].current, "1.0.0", "--no-current lists without promoting");
+    // Promoting reads no module file: a tampered one is left for clients (and `verify`) to catch.
+    let listed = s.manifest().guests["counter"].versions["1.1.0"].url.clone();
+    std::fs::write(s.registry().join(listed), b"tampered").unwrap();
+    let (ok, out) = hotswap(&[&"promote", &"counter", &"1.1.0", &"--registry", &s.registry(), &"--key", &s.key("a", "key")]);
+    assert!(ok && out.contains("current 1.0.0 -> 1.1.0"), "{out}");
+    assert_eq!((s.manifest().version, s.manifest().guests["counter"].current.as_str()), (3, "1.1.0"));
+    let (ok, out) = s.verify(&["a"], 1);
+    assert!(!ok && out.contains("tampered module"), "{out}");
 }
 
 #[test]
