@@ -4,28 +4,39 @@
 //! demo-app [--port 8080] [--host 127.0.0.1] [--data <root>/.data] [--root <cwd>]
 //! ```
 //! `PORT` and `HOTSWAP_DATA` set the port and data directory too. Serves `www/` (the
-//! editor), `/pkg` (the loader's npm package), `/modules/<sha256>.wasm` (guest modules,
-//! content-addressed, immutable), `/api/versions`, `POST /api/deploy` and the `/ws` relay.
+//! editor), `/pkg` (the loader's npm package), the signed registry (`/registry/manifest.json`
+//! with ETags, `/registry/modules/<sha256>.wasm`, `/registry/events`: Server-Sent Events, one
+//! per new manifest), `/api/config` (what the page pins), `/fallback/editor.wasm`,
+//! `POST /api/deploy` and the `/ws` relay.
 
-mod catalog;
+mod registry;
 mod relay;
 mod store;
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::extract::{Path as UrlPath, State, WebSocketUpgrade};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use futures_util::Stream;
 use serde::Deserialize;
 use tower_http::services::ServeDir;
 
-use crate::catalog::Catalog;
-use crate::relay::{Hub, GUEST};
+use crate::registry::{DemoRegistry, DeployError, GUEST};
+use crate::relay::Hub;
 use crate::store::UpdateLog;
+
+/// What the handlers share.
+struct App {
+    hub: Arc<Hub>,
+    registry: Arc<DemoRegistry>,
+}
 
 struct Args {
     host: String,
@@ -68,12 +79,14 @@ async fn main() {
 async fn run() -> Result<(), String> {
     let args = parse_args()?;
     let log = UpdateLog::open(&args.data.join("updates.log")).map_err(|e| format!("opening the update log: {e}"))?;
-    let catalog = Catalog::open(&args.root.join("target/guests"), GUEST, &args.data)
-        .map_err(|e| format!("reading the built guests (run `npm run build` first): {e}"))?;
+    let registry = DemoRegistry::open(&args.root.join("target/guests"), &args.data)
+        .map_err(|e| format!("preparing the registry (run `npm run build` first): {e}"))?;
+    let registry = Arc::new(registry);
     eprintln!("demo-app: {} stored updates in {}", log.records().len(), log.path().display());
     let (stop, shutdown) = tokio::sync::watch::channel(false);
-    let hub = Arc::new(Hub::new(log, catalog, shutdown));
-    let app = router(&args, hub);
+    tokio::spawn(watch_manifest(registry.clone(), shutdown.clone()));
+    let app = Arc::new(App { hub: Arc::new(Hub::new(log, shutdown)), registry });
+    let app = router(&args, app);
     let addr: SocketAddr = format!("{}:{}", args.host, args.port).parse().map_err(|e| format!("address: {e}"))?;
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("binding {addr}: {e}"))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
@@ -105,27 +118,50 @@ async fn stop_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-fn router(args: &Args, hub: Arc<Hub>) -> Router {
+fn router(args: &Args, app: Arc<App>) -> Router {
     // Pages and the loader revalidate; modules set their own (immutable) caching.
     let no_cache = tower_http::set_header::SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     Router::new()
         .route("/ws", get(websocket))
-        .route("/api/versions", get(versions))
+        .route("/api/config", get(config))
         .route("/api/deploy", post(deploy))
-        .route("/modules/{file}", get(module))
+        .route("/registry/manifest.json", get(manifest))
+        .route("/registry/events", get(events))
+        .route("/registry/modules/{file}", get(module))
+        .route("/fallback/editor.wasm", get(fallback))
         .nest_service("/pkg", ServeDir::new(args.root.join("loader/pkg")))
         .fallback_service(ServeDir::new(args.root.join("www")))
         .layer(no_cache)
-        .with_state(hub)
+        .with_state(app)
 }
 
-async fn websocket(upgrade: WebSocketUpgrade, State(hub): State<Arc<Hub>>) -> Response {
+/// Notice changes of the manifest file, whoever made them.
+async fn watch_manifest(registry: Arc<DemoRegistry>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(registry::POLL);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => registry.refresh(),
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+async fn websocket(upgrade: WebSocketUpgrade, State(app): State<Arc<App>>) -> Response {
+    let hub = app.hub.clone();
     upgrade.on_upgrade(move |socket| relay::serve(socket, hub))
 }
 
-async fn versions(State(hub): State<Arc<Hub>>) -> Response {
-    let catalog = hub.catalog.lock().await;
-    Json(serde_json::json!({ "deployed": catalog.deployed(GUEST), "versions": catalog.versions() })).into_response()
+/// What the page pins and where it looks: in a real app these are compiled into its bundle.
+async fn config(State(app): State<Arc<App>>) -> Response {
+    let fallback = app.registry.fallback.as_ref().map(|(_, sha256)| serde_json::json!({ "url": "/fallback/editor.wasm", "sha256": sha256 }));
+    Json(serde_json::json!({
+        "guest": GUEST,
+        "manifest": "/registry/manifest.json",
+        "push": "/registry/events",
+        "keys": [app.registry.public_hex],
+        "fallback": fallback,
+    }))
+    .into_response()
 }
 
 #[derive(Deserialize)]
@@ -133,27 +169,68 @@ struct DeployRequest {
     version: String,
 }
 
-async fn deploy(State(hub): State<Arc<Hub>>, Json(request): Json<DeployRequest>) -> Response {
-    match hub.deploy(&request.version).await {
-        Ok(deployed) => Json(serde_json::json!({ "deployed": deployed })).into_response(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (StatusCode::NOT_FOUND, e.to_string()).into_response(),
+async fn deploy(State(app): State<Arc<App>>, Json(request): Json<DeployRequest>) -> Response {
+    let registry = app.registry.clone();
+    let result = tokio::task::spawn_blocking(move || registry.deploy(&request.version)).await;
+    match result {
+        Ok(Ok(report)) => {
+            eprintln!("demo-app: {report}");
+            Json(serde_json::json!({ "report": report })).into_response()
+        }
+        Ok(Err(DeployError::NotListed(e))) => (StatusCode::NOT_FOUND, e).into_response(),
+        Ok(Err(DeployError::Failed(e))) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }
 
-/// `/modules/<sha256>.wasm`: content-addressed, so immutable and cached for a year.
-async fn module(UrlPath(file): UrlPath<String>, State(hub): State<Arc<Hub>>) -> Response {
-    let path = match file.strip_suffix(".wasm") {
-        Some(sha256) => hub.catalog.lock().await.module_path(sha256),
-        None => None,
-    };
-    let Some(path) = path else { return StatusCode::NOT_FOUND.into_response() };
+/// The manifest as on disk, with an ETag; 304 when the page has it already.
+async fn manifest(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let Some(served) = app.registry.manifest() else { return (StatusCode::NOT_FOUND, "no manifest").into_response() };
+    let etag = [(header::ETAG, served.etag.clone())];
+    if headers.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == served.etag.as_bytes()) {
+        return (StatusCode::NOT_MODIFIED, etag).into_response();
+    }
+    (etag, [(header::CONTENT_TYPE, "application/json")], served.bytes.to_vec()).into_response()
+}
+
+/// One message per new manifest (its ETag). The page's loader treats it as a hint and
+/// fetches and verifies the manifest itself.
+async fn events(State(app): State<Arc<App>>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let changes = app.registry.changes.subscribe();
+    let shutdown = app.hub.shutdown.clone();
+    let stream = futures_util::stream::unfold((changes, shutdown), |(mut changes, mut shutdown)| async move {
+        loop {
+            tokio::select! {
+                change = changes.recv() => match change {
+                    Ok(etag) => return Some((Ok(Event::default().data(etag)), (changes, shutdown))),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                },
+                _ = shutdown.changed() => return None,
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// `/registry/modules/<sha256>.wasm`: content-addressed, so immutable and cached for a year.
+/// Served as stored: the page checks the digest, the server does not.
+async fn module(UrlPath(file): UrlPath<String>, State(app): State<Arc<App>>) -> Response {
+    let Some(path) = app.registry.module_path(&file) else { return StatusCode::NOT_FOUND.into_response() };
     match tokio::fs::read(&path).await {
-        Ok(bytes) => (
-            [(header::CONTENT_TYPE, "application/wasm"), (header::CACHE_CONTROL, "public, max-age=31536000, immutable")],
-            bytes,
-        )
-            .into_response(),
+        Ok(bytes) => wasm(bytes, "public, max-age=31536000, immutable"),
         Err(_) => StatusCode::NOT_FOUND.into_response(),
     }
+}
+
+/// The fallback guest the page pins by digest (see `/api/config`).
+async fn fallback(State(app): State<Arc<App>>) -> Response {
+    match &app.registry.fallback {
+        Some((bytes, _)) => wasm(bytes.clone(), "no-cache"),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+fn wasm(bytes: Vec<u8>, cache: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, "application/wasm"), (header::CACHE_CONTROL, cache)], bytes).into_response()
 }

@@ -1,9 +1,9 @@
 //! The collaboration relay: one WebSocket per page.
 //!
-//! Server → page, text frames (JSON): `hello` (peer id, deployed version, versions),
-//! `synced` (after the stored history), `peers`, `ack` (an update of this page is durable),
-//! `deploy` (switch to this version). Binary frames: document updates — first the whole
-//! stored history, then every update other pages send.
+//! Server → page, text frames (JSON): `hello` (peer id), `synced` (after the stored
+//! history), `peers`, `ack` (an update of this page is durable). Binary frames: document
+//! updates — first the whole stored history, then every update other pages send.
+//! (Deployments do not go through here: pages follow the signed registry.)
 //!
 //! Page → server, binary frames: its own updates. Each is appended to the log and fsynced,
 //! then acknowledged to the sender and relayed to the others.
@@ -16,11 +16,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio::sync::{broadcast, Mutex};
 
-use crate::catalog::{Catalog, Version};
 use crate::store::UpdateLog;
-
-/// The guest this demo serves.
-pub const GUEST: &str = "editor";
 
 /// What goes to every page.
 #[derive(Clone, Debug)]
@@ -35,8 +31,6 @@ pub enum Broadcast {
 pub struct Hub {
     /// The durable history.
     pub log: Mutex<UpdateLog>,
-    /// Deployable versions.
-    pub catalog: Mutex<Catalog>,
     /// Fan-out to every connection.
     pub tx: broadcast::Sender<Broadcast>,
     /// Ids of the pages online.
@@ -47,19 +41,10 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// A hub over an opened log and catalog.
-    pub fn new(log: UpdateLog, catalog: Catalog, shutdown: tokio::sync::watch::Receiver<bool>) -> Self {
+    /// A hub over an opened log.
+    pub fn new(log: UpdateLog, shutdown: tokio::sync::watch::Receiver<bool>) -> Self {
         let (tx, _) = broadcast::channel(4096);
-        Self { log: Mutex::new(log), catalog: Mutex::new(catalog), tx, peers: Mutex::new(Vec::new()), next_peer: AtomicU64::new(1), shutdown }
-    }
-
-    /// Deploy `version` and tell every page.
-    pub async fn deploy(&self, version: &str) -> std::io::Result<Version> {
-        let deployed = self.catalog.lock().await.deploy(GUEST, version)?;
-        let message = json!({ "type": "deploy", "deployed": deployed }).to_string();
-        let _ = self.tx.send(Broadcast::Json(message));
-        eprintln!("demo-app: deployed {GUEST} {version}");
-        Ok(deployed)
+        Self { log: Mutex::new(log), tx, peers: Mutex::new(Vec::new()), next_peer: AtomicU64::new(1), shutdown }
     }
 
     async fn announce_peers(&self) {
@@ -78,10 +63,7 @@ pub async fn serve(socket: WebSocket, hub: Arc<Hub>) {
         let log = hub.log.lock().await;
         (hub.tx.subscribe(), log.records().to_vec())
     };
-    let hello = {
-        let catalog = hub.catalog.lock().await;
-        json!({ "type": "hello", "peer": peer, "deployed": catalog.deployed(GUEST), "versions": catalog.versions() })
-    };
+    let hello = json!({ "type": "hello", "peer": peer });
     let mut greeting = vec![Message::Text(hello.to_string().into())];
     greeting.extend(history.into_iter().map(|u| Message::Binary(u.into())));
     greeting.push(Message::Text(json!({ "type": "synced" }).to_string().into()));

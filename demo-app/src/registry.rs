@@ -1,0 +1,191 @@
+//! The demo's signed registry, `<data>/registry` (`manifest.json` + `modules/<sha256>.wasm`),
+//! managed only through the `hotswap` CLI's library (the same code as the `hotswap` binary,
+//! which `npm run deploy` runs): the server signs with the demo key `<data>/keys/demo.key`,
+//! created on first start. Pages pin its public half (served in `/api/config`) and verify
+//! every manifest themselves; the server is just the registry's host and push channel.
+//!
+//! The server serves the manifest file as it is on disk, whoever wrote it: a change (a
+//! deploy through the API, `npm run deploy`, or someone tampering with the files) is noticed
+//! within [`POLL`] and announced on the push channel.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use hotswap_cli::registry::{self as cli, Direction};
+use hotswap_registry::{hex, MANIFEST_FILE, MODULES_DIR};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use tokio::sync::broadcast;
+
+/// The guest this demo serves.
+pub const GUEST: &str = "editor";
+
+/// How often the manifest file is checked for changes.
+pub const POLL: Duration = Duration::from_millis(200);
+
+/// Days a manifest signed by the demo stays valid; a start re-signs one expiring sooner
+/// than [`RENEW_DAYS`].
+const EXPIRES_DAYS: u64 = 30;
+const RENEW_DAYS: u64 = 7;
+
+/// The manifest as served.
+#[derive(Clone)]
+pub struct Served {
+    /// The file's bytes.
+    pub bytes: Arc<Vec<u8>>,
+    /// Its ETag (quoted).
+    pub etag: String,
+    stamp: (u64, Option<SystemTime>),
+}
+
+/// The registry, the demo key, and the built fallback guest.
+pub struct DemoRegistry {
+    dir: PathBuf,
+    key: PathBuf,
+    /// The demo key's public half, 64 hex digits.
+    pub public_hex: String,
+    /// The guest pages fall back to: the oldest built editor, pinned by digest.
+    pub fallback: Option<(Vec<u8>, String)>,
+    served: RwLock<Option<Served>>,
+    /// Announces each new manifest (its ETag) to the push channel.
+    pub changes: broadcast::Sender<String>,
+}
+
+/// An entry of `target/guests/index.json`, written by `cargo run -p xtask -- guests`.
+#[derive(Deserialize)]
+struct BuiltGuest {
+    file: String,
+}
+
+/// Why a deploy failed.
+pub enum DeployError {
+    /// The version is not in the registry.
+    NotListed(String),
+    /// Anything else (an unreadable key, a manifest that does not verify…).
+    Failed(String),
+}
+
+impl DemoRegistry {
+    /// Open (or create) the registry under `data`, listing every editor built under
+    /// `built` that it does not list yet; the first one published becomes current.
+    pub fn open(built: &Path, data: &Path) -> Result<Self, String> {
+        let key = ensure_key(&data.join("keys"))?;
+        let dir = data.join("registry");
+        let guests = built_editors(built)?;
+        publish_new(&dir, &key, &guests)?;
+        renew_if_expiring(&dir, &key)?;
+        let public_hex = std::fs::read_to_string(key.with_extension("pub")).map_err(|e| format!("demo public key: {e}"))?;
+        let fallback = guests.first().map(|(_, path)| std::fs::read(path)).transpose().map_err(|e| format!("fallback guest: {e}"))?;
+        let (changes, _) = broadcast::channel(16);
+        let registry = Self {
+            dir,
+            key,
+            public_hex: public_hex.trim().to_string(),
+            fallback: fallback.map(|bytes| {
+                let sha256 = hex(&Sha256::digest(&bytes));
+                (bytes, sha256)
+            }),
+            served: RwLock::new(None),
+            changes,
+        };
+        registry.refresh();
+        Ok(registry)
+    }
+
+    /// Make `version` current (a new manifest version, signed), as `hotswap promote` does.
+    pub fn deploy(&self, version: &str) -> Result<String, DeployError> {
+        let report = cli::set_current(&self.dir, GUEST, version, std::slice::from_ref(&self.key), EXPIRES_DAYS, Direction::Any)
+            .map_err(|e| if e.contains("not listed") { DeployError::NotListed(e) } else { DeployError::Failed(e) })?;
+        self.refresh();
+        Ok(report)
+    }
+
+    /// Re-read the manifest file if it changed; announce it if so.
+    pub fn refresh(&self) {
+        let path = self.dir.join(MANIFEST_FILE);
+        let Ok(meta) = std::fs::metadata(&path) else { return };
+        let stamp = (meta.len(), meta.modified().ok());
+        if self.served.read().map(|s| s.as_ref().is_some_and(|s| s.stamp == stamp)).unwrap_or(false) {
+            return;
+        }
+        let Ok(bytes) = std::fs::read(&path) else { return };
+        let etag = format!("\"{}\"", &hex(&Sha256::digest(&bytes))[..16]);
+        let unchanged = self.served.read().map(|s| s.as_ref().is_some_and(|s| s.etag == etag)).unwrap_or(false);
+        if let Ok(mut served) = self.served.write() {
+            *served = Some(Served { bytes: Arc::new(bytes), etag: etag.clone(), stamp });
+        }
+        if !unchanged {
+            let _ = self.changes.send(etag);
+        }
+    }
+
+    /// The manifest as last read.
+    pub fn manifest(&self) -> Option<Served> {
+        self.served.read().ok().and_then(|s| s.clone())
+    }
+
+    /// The stored module file `<sha256>.wasm`, if the name is one.
+    pub fn module_path(&self, file: &str) -> Option<PathBuf> {
+        let sha256 = file.strip_suffix(".wasm")?;
+        let valid = sha256.len() == 64 && sha256.bytes().all(|b| b.is_ascii_hexdigit());
+        let path = self.dir.join(MODULES_DIR).join(file);
+        (valid && path.exists()).then_some(path)
+    }
+}
+
+/// `<keys>/demo.key`, created (with `hotswap keygen`'s code) if absent.
+fn ensure_key(keys: &Path) -> Result<PathBuf, String> {
+    let key = keys.join("demo.key");
+    if !key.exists() {
+        let report = hotswap_cli::keys::keygen(keys, "demo")?;
+        eprintln!("demo-app: new demo signing key: {report}");
+    }
+    Ok(key)
+}
+
+/// The built editor modules, oldest version first.
+fn built_editors(built: &Path) -> Result<Vec<(semver::Version, PathBuf)>, String> {
+    let index = std::fs::read(built.join("index.json")).map_err(|e| format!("{}: {e}", built.join("index.json").display()))?;
+    let index: std::collections::BTreeMap<String, BuiltGuest> = serde_json::from_slice(&index).map_err(|e| format!("index.json: {e}"))?;
+    let prefix = format!("{GUEST}-");
+    let mut guests: Vec<_> = index
+        .iter()
+        .filter_map(|(name, entry)| Some((semver::Version::parse(name.strip_prefix(&prefix)?).ok()?, built.join(&entry.file))))
+        .collect();
+    guests.sort();
+    Ok(guests)
+}
+
+/// Publish every built release the registry does not list yet, without making it current
+/// (the CLI makes the very first one current).
+fn publish_new(dir: &Path, key: &Path, guests: &[(semver::Version, PathBuf)]) -> Result<(), String> {
+    let keys = [key.to_path_buf()];
+    let manifest = cli::manifest(dir, &keys)?;
+    let listed = manifest.guests.get(GUEST);
+    for (version, path) in guests {
+        if listed.is_some_and(|g| g.versions.contains_key(&version.to_string())) {
+            continue;
+        }
+        match cli::publish(path, dir, &keys, false, EXPIRES_DAYS) {
+            Ok(report) => eprintln!("demo-app: {report}"),
+            // A rebuilt module under a listed version: releases are immutable; keep serving.
+            Err(e) => eprintln!("demo-app: not publishing {}: {e}", path.display()),
+        }
+    }
+    Ok(())
+}
+
+/// Re-sign the manifest (same current release) when it expires within [`RENEW_DAYS`].
+fn renew_if_expiring(dir: &Path, key: &Path) -> Result<(), String> {
+    let keys = [key.to_path_buf()];
+    let manifest = cli::manifest(dir, &keys)?;
+    let Some(current) = manifest.guests.get(GUEST).map(|g| g.current.clone()) else { return Ok(()) };
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    if manifest.expires > now + RENEW_DAYS * 86_400 {
+        return Ok(());
+    }
+    let report = cli::set_current(dir, GUEST, &current, &keys, EXPIRES_DAYS, Direction::Any)?;
+    eprintln!("demo-app: renewed the manifest: {report}");
+    Ok(())
+}
