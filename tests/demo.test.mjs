@@ -3,7 +3,7 @@
 // No keystroke may be lost, no page may reload, and a restarted server keeps the document.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { launch } from './support/browser.mjs';
@@ -125,7 +125,7 @@ test('cursor, selection and undo history survive a swap deployed with npm run de
     await p.page.click('#text');
     await p.page.keyboard.type('hello brave world', { delay: 5 });
     await p.page.evaluate(() => document.querySelector('#text').setSelectionRange(6, 11, 'backward'));
-    assert.match(await deployWithCli(own.url, '1.1.0'), /deployed editor 1\.1\.0/);
+    assert.match(await deployWithCli(ownData, '1.1.0'), /editor: current 1\.0\.0 -> 1\.1\.0/);
     await running(p, '1.1.0');
     const selection = await p.page.evaluate(() => {
       const t = document.querySelector('#text');
@@ -141,9 +141,67 @@ test('cursor, selection and undo history survive a swap deployed with npm run de
     await p.page.waitForFunction(() => window.__demo.unacked.length === 0);
     assert.deepEqual(p.problems, []);
     await p.context.close();
-    await assert.rejects(deployWithCli(own.url, '9.9.9'), /HTTP 404/);
+    await assert.rejects(deployWithCli(ownData, '9.9.9'), /editor 9\.9\.9 is not listed in the signed manifest/);
   } finally {
     assert.equal(await own.stop('SIGTERM'), 0, 'demo-app did not shut down cleanly on SIGTERM');
+    await rm(ownData, { recursive: true, force: true });
+  }
+});
+
+test('a module tampered with on the server is refused by the open pages, which keep editing and say why; a forged manifest sends new pages to the bundled editor', { timeout: 90000 }, async () => {
+  const ownData = await mkdtemp(join(tmpdir(), 'hotswap-demo-'));
+  const own = await startDemo({ data: ownData });
+  const manifestPath = join(ownData, 'registry/manifest.json');
+  const readManifest = async () => {
+    const envelope = JSON.parse(await readFile(manifestPath, 'utf8'));
+    return { envelope, payload: JSON.parse(Buffer.from(envelope.payload, 'base64').toString('utf8')) };
+  };
+  try {
+    const a = await openEditor('Ada', own.url);
+    const b = await openEditor('Bob', own.url);
+    await a.page.click('#text');
+    await a.page.keyboard.type('before ', { delay: 5 });
+    await settled(a);
+
+    // Someone with write access to the server's files replaces 1.1.0's module; then 1.1.0
+    // is deployed (the manifest itself is genuine and lists the original digest).
+    const { payload } = await readManifest();
+    const file = join(ownData, 'registry', payload.guests.editor.versions['1.1.0'].url);
+    const bytes = await readFile(file);
+    bytes[bytes.length >> 1] ^= 0x01;
+    await writeFile(file, bytes);
+    await deploy(own.url, '1.1.0');
+    for (const p of [a, b]) {
+      await p.page.locator('#notice', { hasText: 'HASH_MISMATCH' }).waitFor({ timeout: 20000 });
+      assert.match(await p.page.textContent('#notice'), /Refused editor 1\.1\.0: HASH_MISMATCH.*Still running editor 1\.0\.0/);
+      assert.equal(await p.page.textContent('#running'), 'editor 1.0.0');
+    }
+    await b.page.click('#text');
+    await b.page.keyboard.press('End');
+    await b.page.keyboard.type('after', { delay: 5 });
+    await a.page.waitForFunction(() => document.querySelector('#text').value === 'before after', null, { timeout: 10000 });
+
+    // The manifest edited on the server without the key (current pointed at 2.0.0): open
+    // pages refuse it and stay; a page opened now cannot trust the registry at all, so it
+    // runs the editor bundled with the app (pinned by digest) and says so.
+    const { envelope, payload: edited } = await readManifest();
+    edited.version += 1;
+    edited.guests.editor.current = '2.0.0';
+    envelope.payload = Buffer.from(JSON.stringify(edited)).toString('base64');
+    await writeFile(manifestPath, JSON.stringify(envelope));
+    for (const p of [a, b]) await p.page.locator('#notice', { hasText: 'MANIFEST_SIGNATURE' }).waitFor({ timeout: 20000 });
+    const c = await openEditor('Cy', own.url);
+    await c.page.locator('#notice', { hasText: 'bundled' }).waitFor();
+    assert.match(await c.page.textContent('#notice'), /MANIFEST_SIGNATURE/);
+    await running(c, '1.0.0');
+    await c.page.waitForFunction(() => document.querySelector('#text').value === 'before after');
+    for (const p of [a, b, c]) {
+      assert.equal(await p.page.textContent('#running'), 'editor 1.0.0');
+      assert.deepEqual(p.problems, []);
+    }
+    await c.page.screenshot({ path: `${ARTIFACTS}/demo-refused.png` });
+  } finally {
+    await own.stop();
     await rm(ownData, { recursive: true, force: true });
   }
 });

@@ -1,6 +1,8 @@
 // The collaborative editor page. The editing logic is a guest module (automerge inside),
 // loaded and hot-swapped through the loader's public API only; this file is the glue:
-// textarea <-> guest, guest <-> server relay, and the deploy/timeline/toast UI.
+// textarea <-> guest, guest <-> server relay, and the deploy/timeline/toast UI. The logic
+// follows the server's signed registry: HotSwap.watch verifies every manifest with the key
+// pinned in /api/config and swaps when a new release is made current.
 import init, { HotSwap } from '/pkg/wasm_hotswap.js';
 
 const $ = (id) => document.getElementById(id);
@@ -17,15 +19,13 @@ const page = {
   unacked: [],         // local changes the server has not made durable yet (resent on reconnect)
   undo: [],            // local edits as { pos, removed, inserted }
   redo: [],
-  deployed: null,
+  deployed: null,      // the release the last verified manifest names as current
   swap: null,          // the timeline entry being recorded
   chain: Promise.resolve(), // server messages are handled one at a time, in arrival order
   retryDelay: 250,
   recovery: null,      // a rollback under way after a trap (see recover)
   journal: [],         // every change made or received since the last swap (see catchUp)
-  refused: new Set(),  // sha256 of versions that failed on this page: never swapped to again
-  swapTarget: null,
-  adopting: false,     // a swap to a deployed version under way
+  adopting: false,     // a newly deployed release is being checked and swapped to
 };
 window.__demo = page;
 
@@ -38,6 +38,13 @@ function toast(message, kind = 'info') {
   item.textContent = message;
   $('toasts').append(item);
   setTimeout(() => item.remove(), 7000);
+}
+
+/** A lasting line under the header: why the page does not run what is deployed. */
+function notice(message) {
+  $('notice').textContent = message ?? '';
+  $('notice').hidden = !message;
+  if (message) console.info(`notice: ${message}`);
 }
 
 function setLink(online) {
@@ -140,7 +147,6 @@ text.addEventListener('input', syncLocal);
  */
 function recover(error) {
   const broken = page.slot.current;
-  page.refused.add(broken.sha256);
   toast(`editor ${broken.version} failed (${error.message}); going back to the previous version. Your text is kept.`, 'error');
   page.recovery = page.slot
     .rollback({ allowSnapshot: true })
@@ -236,17 +242,20 @@ function escapeHtml(s) {
 
 // ---------- versions, deploys and the swap timeline
 
-function showVersions(versions, deployed) {
-  if (versions) {
-    $('versions').replaceChildren(...versions.map((v) => {
-      const button = document.createElement('button');
-      button.textContent = v.version;
-      button.dataset.version = v.version;
-      button.onclick = () => deploy(v.version);
-      return button;
-    }));
-  }
-  for (const button of $('versions').children) button.classList.toggle('deployed', button.dataset.version === deployed?.version);
+/** The deploy buttons: the releases the last verified manifest lists, its current one marked. */
+function showVersions() {
+  const registry = page.slot?.registry;
+  if (!registry) return;
+  $('registry').textContent = `signed manifest v${registry.manifestVersion ?? '–'}${registry.pushOpen ? ' · push' : ''}`;
+  $('versions').replaceChildren(...registry.versions.map((v) => {
+    const button = document.createElement('button');
+    button.textContent = v.version;
+    button.dataset.version = v.version;
+    button.title = `sha256 ${v.sha256}`;
+    button.classList.toggle('deployed', v.version === registry.current);
+    button.onclick = () => deploy(v.version);
+    return button;
+  }));
 }
 
 async function deploy(version) {
@@ -254,18 +263,56 @@ async function deploy(version) {
   if (!response.ok) toast(`Deploy failed: ${await response.text()}`, 'error');
 }
 
+/**
+ * A verified manifest names a release as current. The loader's watcher is already checking
+ * it (and swapping if the policy allows); our own check queues behind that one, so when it
+ * settles the page has adopted the release or refused it.
+ */
+function onManifest(event) {
+  page.deployed = { version: event.version, manifestVersion: event.manifestVersion };
+  if (!page.slot) return; // the first manifest, while HotSwap.watch loads
+  showVersions();
+  page.adopting = true;
+  page.slot.checkForUpdates()
+    .catch(() => {}) // reported through the error event
+    .finally(() => {
+      page.adopting = false;
+      showVersions();
+    });
+}
+
 function onEvent(event) {
   if (event.type === 'log') return;
+  if (event.type === 'manifest') return onManifest(event);
+  if (event.type === 'fallback') {
+    notice(`The registry could not be used (${event.code}: ${event.message}). Running the editor bundled with this page.`);
+    return toast('Registry unavailable or untrusted: running the bundled editor.', 'error');
+  }
+  if (event.type === 'update-skipped') {
+    const why = { 'failed-here': 'it failed on this page', major: 'major updates need a reload', 'no-migration': 'it cannot take over this document' }[event.reason];
+    return toast(`editor ${event.version} is deployed, but ${why}: staying on ${page.slot?.current.version}.`, 'error');
+  }
   if (event.type === 'fetch') page.swap = { from: page.slot?.current.version, phases: [] };
   if (page.swap && event.durationMs !== undefined) page.swap.phases.push(event);
   if (event.type === 'commit' || event.type === 'rollback' || (event.type === 'error' && page.swap)) finishTimeline(event);
-  if (event.type === 'commit') page.journal = []; // the new version holds everything so far
-  if (event.type === 'rollback') queueMicrotask(afterVersionChange); // not from inside the loader's call
+  if (event.type === 'commit') {
+    page.journal = []; // the new version holds everything so far
+    notice(null);
+    queueMicrotask(afterVersionChange); // not from inside the loader's call
+  }
+  if (event.type === 'rollback') queueMicrotask(afterVersionChange);
   if (event.type === 'rollback' && event.reason === 'trap') {
-    page.refused.add(page.swapTarget);
     toast(`editor ${event.fromVersion} failed after the swap: rolled back to ${event.version}. No text was lost.`, 'error');
   }
-  if (event.type === 'error' && event.code !== 'GUEST_TRAP') toast(`${event.code}: ${event.message}`, 'error');
+  if (event.type === 'error' && event.code !== 'GUEST_TRAP') {
+    const pending = page.deployed && page.deployed.version !== page.slot?.current.version;
+    const what = event.code.startsWith('MANIFEST_') ? "the registry's manifest" : pending ? `editor ${page.deployed.version}` : 'an update';
+    const running = `editor ${event.version ?? page.slot?.current.version}`;
+    notice(page.slot?.registry?.usingFallback
+      ? `Running the ${running} bundled with this page: refused ${what} (${event.code}: ${event.message}).`
+      : `Refused ${what}: ${event.code}: ${event.message}. Still running ${running}.`);
+    toast(`${event.code}: ${event.message}`, 'error');
+  }
 }
 
 function finishTimeline(last) {
@@ -290,39 +337,9 @@ function finishTimeline(last) {
   $('timeline').prepend(item);
 }
 
-async function adopt(deployed) {
-  page.deployed = deployed;
-  showVersions(null, deployed);
-  if (!deployed) return;
-  page.adopting = true;
-  try {
-    await switchTo(deployed);
-  } finally {
-    page.adopting = false;
-  }
-}
-
-async function switchTo(deployed) {
-  const source = { url: deployed.url, sha256: deployed.sha256 };
-  if (!page.slot) {
-    page.slot = await HotSwap.load(source, { onEvent });
-    finishTimeline({ type: 'load', version: page.slot.current.version });
-  } else if (page.refused.has(deployed.sha256)) {
-    toast(`editor ${deployed.version} is deployed, but it failed on this page: staying on ${page.slot.current.version}.`, 'error');
-  } else if (page.slot.current.sha256 !== deployed.sha256) {
-    page.swapTarget = deployed.sha256;
-    try {
-      await page.slot.swap(source);
-      toast(`Now running editor ${page.slot.current.version}`);
-    } catch (error) {
-      toast(`Could not switch to ${deployed.version}: ${error.code}: ${error.message}`, 'error');
-    }
-  }
-  afterVersionChange();
-}
-
 function afterVersionChange() {
   $('running').textContent = `editor ${page.slot.current.version}`;
+  showVersions();
   announceName();
   scheduleView();
 }
@@ -369,8 +386,6 @@ async function handle(data) {
   const message = JSON.parse(data);
   switch (message.type) {
     case 'hello':
-      showVersions(message.versions, message.deployed);
-      await adopt(message.deployed);
       break;
     case 'synced':
       page.synced = true;
@@ -384,17 +399,29 @@ async function handle(data) {
     case 'peers':
       $('peers').textContent = `${message.peers.length} ${message.peers.length === 1 ? 'peer' : 'peers'}`;
       break;
-    case 'deploy':
-      await adopt(message.deployed);
-      break;
     case 'error':
       toast(`Server: ${message.message}`, 'error');
       break;
   }
 }
 
+/** Load the editor logic from the signed registry (or the bundled fallback). */
+async function loadLogic() {
+  const config = await (await fetch('/api/config')).json();
+  page.slot = await HotSwap.watch(config.manifest, {
+    guest: config.guest,
+    keys: config.keys,
+    push: config.push,
+    fallback: config.fallback ?? undefined,
+    onEvent,
+  });
+  finishTimeline({ type: 'load', version: page.slot.current.version });
+  afterVersionChange();
+}
+
 async function main() {
   await init();
+  await loadLogic();
   $('name').value = localStorage.getItem('hotswap-name') || `Guest ${Math.floor(Math.random() * 900 + 100)}`;
   $('name').addEventListener('change', () => {
     localStorage.setItem('hotswap-name', $('name').value);

@@ -39,7 +39,7 @@ pub enum SkipReason {
     Major,
     /// A major release whose state schema no migration connects to the running one.
     NoMigration,
-    /// This page already tried that exact module and it failed or was rolled back.
+    /// That exact module already failed on this page, or was rolled back from.
     FailedHere,
 }
 
@@ -54,13 +54,13 @@ impl SkipReason {
     }
 }
 
-/// Decide whether `release` (listed as `version`) should replace `running`. `tried` holds
-/// the digests this page has swapped to before: none is tried twice.
-pub fn decide(running: &VersionInfo, version: &str, release: &Release, tried: &HashSet<String>, major: MajorUpdates) -> Decision {
+/// Decide whether `release` (listed as `version`) should replace `running`. `failed` holds
+/// the digests that failed on this page or were rolled back from: none is tried again.
+pub fn decide(running: &VersionInfo, version: &str, release: &Release, failed: &HashSet<String>, major: MajorUpdates) -> Decision {
     if release.sha256 == running.sha256 {
         return Decision::UpToDate;
     }
-    if tried.contains(&release.sha256) {
+    if failed.contains(&release.sha256) {
         return Decision::Skip(SkipReason::FailedHere);
     }
     let same_class = match (Version::parse(&running.version), Version::parse(version)) {
@@ -161,9 +161,9 @@ mod tests {
     }
 
     #[test]
-    fn a_module_tried_here_before_is_never_tried_again() {
-        let tried = HashSet::from(["bb".repeat(32)]);
-        let d = decide(&running("1.0.0", 1, &[]), "1.0.1", &release("bb", 1, &[]), &tried, MajorUpdates::WithMigration);
+    fn a_module_that_failed_here_is_never_tried_again() {
+        let failed = HashSet::from(["bb".repeat(32)]);
+        let d = decide(&running("1.0.0", 1, &[]), "1.0.1", &release("bb", 1, &[]), &failed, MajorUpdates::WithMigration);
         assert_eq!(d, Decision::Skip(SkipReason::FailedHere));
     }
 }

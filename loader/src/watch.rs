@@ -104,8 +104,11 @@ pub struct ListedRelease {
 struct WatchState {
     etag: Option<String>,
     manifest: Option<Manifest>,
-    /// Digests swapped to (or loaded) here; none is tried twice.
-    tried: HashSet<String>,
+    /// Digests that failed here or were rolled back from: never tried again.
+    failed: HashSet<String>,
+    /// The digest this watcher last swapped to; if something else runs at the next check,
+    /// it was rolled back (a trap, or the app), and counts as failed.
+    swapped_to: Option<String>,
     /// (digest, reason) already announced by an `update-skipped` event.
     skipped: HashSet<(String, &'static str)>,
     failures: u32,
@@ -157,7 +160,6 @@ impl Watcher {
         let _turn = self.turns.enter().await;
         let manifest = self.refresh().await?;
         let (_, release) = manifest.release(&self.options.guest, None)?;
-        self.state.borrow_mut().tried.insert(release.sha256.clone());
         self.slot.load_first(self.source_of(release)?).await?;
         Ok(())
     }
@@ -191,7 +193,8 @@ impl Watcher {
         let manifest = self.refresh().await.inspect_err(|e| self.report(e))?;
         let (listed, release) = manifest.release(&self.options.guest, None).inspect_err(|e| self.report(&e.clone().into()))?;
         let running = self.slot.current()?;
-        let decision = decide(&running, listed, release, &self.state.borrow().tried, self.options.major);
+        self.note_rollback(&running);
+        let decision = decide(&running, listed, release, &self.state.borrow().failed, self.options.major);
         let outcome = |action, reason, running: &VersionInfo| UpdateCheck {
             manifest_version: manifest.version,
             listed: listed.to_string(),
@@ -212,21 +215,29 @@ impl Watcher {
         }
     }
 
-    /// Swap to a listed release. A failure marks it tried, unless it was the network's
+    /// Swap to a listed release. A failure marks it failed, unless it was the network's
     /// (then the next check tries again).
     async fn swap_to(&self, release: &Release) -> Result<VersionInfo, LoaderError> {
-        self.state.borrow_mut().tried.insert(release.sha256.clone());
-        match self.slot.swap(self.source_of(release)?).await {
-            Ok(info) => {
-                self.state.borrow_mut().using_fallback = false;
-                Ok(info)
+        let result = self.slot.swap(self.source_of(release)?).await;
+        let mut state = self.state.borrow_mut();
+        match &result {
+            Ok(_) => {
+                state.using_fallback = false;
+                state.swapped_to = Some(release.sha256.clone());
             }
-            Err(e) => {
-                if matches!(e, LoaderError::FetchFailed { .. } | LoaderError::HttpStatus { .. } | LoaderError::BodyIncomplete { .. }) {
-                    self.state.borrow_mut().tried.remove(&release.sha256);
-                }
-                Err(e)
+            Err(LoaderError::FetchFailed { .. } | LoaderError::HttpStatus { .. } | LoaderError::BodyIncomplete { .. }) => {}
+            Err(_) => {
+                state.failed.insert(release.sha256.clone());
             }
+        }
+        result
+    }
+
+    /// If the version last swapped to no longer runs, it was rolled back from.
+    fn note_rollback(&self, running: &VersionInfo) {
+        let mut state = self.state.borrow_mut();
+        if let Some(left) = state.swapped_to.take_if(|s| *s != running.sha256) {
+            state.failed.insert(left);
         }
     }
 

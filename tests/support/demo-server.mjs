@@ -26,10 +26,10 @@ export function startDemo({ data, port = 0 }) {
   });
 }
 
-/** `npm run deploy -- editor <version>` against the server at `url`. */
-export function deployWithCli(url, version) {
+/** `npm run deploy -- editor <version>` (the `hotswap` CLI) on the demo's data directory. */
+export function deployWithCli(data, version) {
   return new Promise((resolve, reject) => {
-    const cli = spawn(process.execPath, [join(root, 'scripts/deploy.mjs'), 'editor', version], { env: { ...process.env, DEMO_URL: url } });
+    const cli = spawn(process.execPath, [join(root, 'scripts/deploy.mjs'), 'editor', version], { env: { ...process.env, HOTSWAP_DATA: data } });
     let out = '';
     cli.stdout.on('data', (d) => { out += d; });
     cli.stderr.on('data', (d) => { out += d; });
@@ -37,7 +37,7 @@ export function deployWithCli(url, version) {
   });
 }
 
-/** POST /api/deploy, as `npm run deploy` does. */
+/** POST /api/deploy, as the page's deploy buttons do. */
 export async function deploy(url, version) {
   const response = await fetch(`${url}/api/deploy`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ version }) });
   if (!response.ok) throw new Error(`deploy ${version}: HTTP ${response.status} ${await response.text()}`);
