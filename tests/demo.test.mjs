@@ -205,3 +205,30 @@ test('a module tampered with on the server is refused by the open pages, which k
     await rm(ownData, { recursive: true, force: true });
   }
 });
+
+test('a replayed older manifest is refused by open pages and, after a reload, by the page that had seen the newer one', { timeout: 60000 }, async () => {
+  const ownData = await mkdtemp(join(tmpdir(), 'hotswap-demo-'));
+  const own = await startDemo({ data: ownData });
+  const manifestPath = join(ownData, 'registry/manifest.json');
+  try {
+    const older = await readFile(manifestPath); // genuine, signed: it names 1.0.0
+    const a = await openEditor('Ada', own.url);
+    await deploy(own.url, '1.1.0');
+    await adopted(a, '1.1.0');
+    await running(a, '1.1.0');
+    // The server (or a mirror) serves the older, validly signed manifest again.
+    await writeFile(manifestPath, older);
+    await a.page.locator('#notice', { hasText: 'MANIFEST_ROLLBACK' }).waitFor({ timeout: 20000 });
+    assert.equal(await a.page.textContent('#running'), 'editor 1.1.0');
+    await a.page.reload();
+    await a.page.locator('#text:not([disabled])').waitFor();
+    // The last manifest version seen survived the reload (localStorage): the replay is
+    // still refused, and the page runs its bundled editor rather than the older release.
+    assert.match(await a.page.textContent('#notice'), /bundled.*MANIFEST_ROLLBACK/);
+    await running(a, '1.0.0');
+    assert.deepEqual(a.problems, []);
+  } finally {
+    await own.stop();
+    await rm(ownData, { recursive: true, force: true });
+  }
+});
