@@ -423,3 +423,27 @@ async fn a_server_push_makes_the_page_update_without_waiting_for_the_next_poll()
     until_running(&w, "1.0.2").await;
     assert_eq!(registry.stat("full").await, 2.0);
 }
+
+#[wasm_bindgen_test]
+async fn a_release_rolled_back_after_a_trap_is_skipped_but_releases_promoted_again_are_taken() {
+    let registry = Registry::new("revisit");
+    let v1 = counter_v1().await;
+    let broken = release("counter-traps-after-swap", "/guests/counter-traps-after-swap.wasm", 1, &[]).await;
+    let patch = release("wat-counter", "/guests/wat-counter.wasm", 1, &[]).await;
+    let all = |current: &str, version| manifest(version, 3600, current, vec![("1.0.0", v1.clone()), ("1.0.1", broken.clone()), ("1.0.2", patch.clone())]);
+    registry.publish(&all("1.0.0", 1), &[&key(1)]).await;
+    let w = watch(&registry, "{}").await;
+    registry.publish(&all("1.0.1", 2), &[&key(1)]).await;
+    assert_eq!(w.watcher().check().await.unwrap().action, "swapped");
+    let trap = export(&w.slot, "increment").call0(&JsValue::UNDEFINED).expect_err("1.0.1 traps on probation");
+    assert_eq!(Reflect::get(&trap, &"rolledBack".into()).unwrap(), JsValue::TRUE);
+    let again = w.watcher().check().await.unwrap();
+    assert_eq!((again.action, again.reason, again.running.as_str()), ("skipped", Some("failed-here"), "1.0.0"));
+    // The publisher moves on (1.0.2), goes back (1.0.0) and forward again (1.0.2): every
+    // release that ran fine here is taken each time it is made current.
+    for (version, current) in [(3, "1.0.2"), (4, "1.0.0"), (5, "1.0.2")] {
+        registry.publish(&all(current, version), &[&key(1)]).await;
+        let check = w.watcher().check().await.unwrap();
+        assert_eq!((check.action, check.running.as_str()), ("swapped", current), "manifest {version}");
+    }
+}
