@@ -447,3 +447,14 @@ async fn a_release_rolled_back_after_a_trap_is_skipped_but_releases_promoted_aga
         assert_eq!((check.action, check.running.as_str()), ("swapped", current), "manifest {version}");
     }
 }
+
+#[wasm_bindgen_test]
+async fn a_manifest_that_is_not_an_envelope_is_refused_as_invalid() {
+    let registry = Registry::new("garbage");
+    registry.put("manifest.json", b"<html>maintenance</html>").await;
+    let w = watch(&registry, "{}").await;
+    assert_eq!(w.result.as_ref().err().map(LoaderError::code), Some("MANIFEST_INVALID"));
+    registry.put("manifest.json", br#"{"payload":"e30=","signatures":[],"extra":1}"#).await;
+    let w = watch(&registry, "{}").await;
+    assert_eq!(w.result.as_ref().err().map(LoaderError::code), Some("MANIFEST_INVALID"), "unknown envelope fields are refused");
+}
