@@ -13,7 +13,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use hotswap_cli::registry::Direction;
 use hotswap_cli::{keys, registry};
 
@@ -69,37 +69,33 @@ enum Command {
         threshold: usize,
     },
     /// Make a listed release current, in a new (higher) manifest version
-    Promote {
-        /// Guest name.
-        guest: String,
-        /// The release to make current.
-        version: String,
-        /// The registry directory.
-        #[arg(long)]
-        registry: PathBuf,
-        /// Secret key(s) to sign with.
-        #[arg(long = "key", required = true)]
-        keys: Vec<PathBuf>,
-        /// Days until the new manifest expires.
-        #[arg(long, default_value_t = 30)]
-        expires_days: u64,
-    },
+    Promote(Choice),
     /// Make an earlier release current again, in a new (higher) manifest version
-    Rollback {
-        /// Guest name.
-        guest: String,
-        /// The release to make current.
-        version: String,
-        /// The registry directory.
-        #[arg(long)]
-        registry: PathBuf,
-        /// Secret key(s) to sign with.
-        #[arg(long = "key", required = true)]
-        keys: Vec<PathBuf>,
-        /// Days until the new manifest expires.
-        #[arg(long, default_value_t = 30)]
-        expires_days: u64,
-    },
+    Rollback(Choice),
+}
+
+/// Which release `promote` / `rollback` make current, and how to sign.
+#[derive(Args)]
+struct Choice {
+    /// Guest name.
+    guest: String,
+    /// The release to make current.
+    version: String,
+    /// The registry directory.
+    #[arg(long)]
+    registry: PathBuf,
+    /// Secret key(s) to sign with.
+    #[arg(long = "key", required = true)]
+    keys: Vec<PathBuf>,
+    /// Days until the new manifest expires.
+    #[arg(long, default_value_t = 30)]
+    expires_days: u64,
+}
+
+impl Choice {
+    fn apply(&self, direction: Direction) -> Result<String, String> {
+        registry::set_current(&self.registry, &self.guest, &self.version, &self.keys, self.expires_days, direction)
+    }
 }
 
 fn main() -> ExitCode {
@@ -110,12 +106,8 @@ fn main() -> ExitCode {
             registry::publish(&wasm, &registry, &keys, !no_current, expires_days)
         }
         Command::Verify { registry, pubs, threshold } => registry::verify(&registry, &pubs, threshold),
-        Command::Promote { guest, version, registry, keys, expires_days } => {
-            registry::set_current(&registry, &guest, &version, &keys, expires_days, Direction::Any)
-        }
-        Command::Rollback { guest, version, registry, keys, expires_days } => {
-            registry::set_current(&registry, &guest, &version, &keys, expires_days, Direction::Back)
-        }
+        Command::Promote(choice) => choice.apply(Direction::Any),
+        Command::Rollback(choice) => choice.apply(Direction::Back),
     };
     match result {
         Ok(report) => {
