@@ -18,10 +18,14 @@
 //! ```
 #![deny(missing_docs)]
 
+mod coded;
 mod metadata;
 mod rules;
 mod signature;
 
+#[doc(hidden)]
+pub use coded::__private;
+pub use coded::{Detail, IntoDetail};
 pub use metadata::{GuestMetadata, MetadataError, MAX_NAME_LEN};
 pub use rules::{check_abi, transfer_schema, AbiVersion, RuleError, LOADER_ABI};
 pub use signature::{FuncSig, ValType};
@@ -37,6 +41,13 @@ pub const APP_MODULE: &str = "app";
 
 /// Prefix reserved for ABI exports; every other exported function is a user export.
 pub const RESERVED_PREFIX: &str = "hotswap_";
+
+/// Most parameters a user export may take. The loader's call shim forwards exactly this
+/// many, and the SDK's `#[export]` refuses more at compile time.
+pub const MAX_USER_PARAMS: usize = 6;
+
+/// Most results a user export may return.
+pub const MAX_USER_RESULTS: usize = 1;
 
 /// Exports every guest must provide.
 pub mod exports {

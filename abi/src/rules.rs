@@ -29,43 +29,31 @@ impl FromStr for AbiVersion {
     }
 }
 
-/// A guest that breaks a compatibility rule.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RuleError {
-    /// The guest needs an ABI this loader does not implement.
-    AbiIncompatible {
-        /// What the loader implements.
-        loader: AbiVersion,
-        /// What the guest was built against.
-        guest: AbiVersion,
-    },
-    /// Neither side can convert the running state into one the other reads.
-    SchemaIncompatible {
-        /// Schema of the running version.
-        from: u32,
-        /// Schema of the incoming version.
-        to: u32,
-    },
-}
-
-impl fmt::Display for RuleError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::AbiIncompatible { loader, guest } => write!(
-                f,
-                "guest ABI {guest} is not supported: expected {}.x with minor <= {}",
-                loader.major, loader.minor
-            ),
-            Self::SchemaIncompatible { from, to } => write!(
-                f,
-                "no migration between state schema {from} and {to}: the new guest must declare \
-                 migrates-from={from}, or the running guest migrates-to={to}"
-            ),
+crate::coded_error! {
+    /// A guest that breaks a compatibility rule.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub enum RuleError {
+        wraps {}
+        codes {
+            /// The guest needs an ABI this loader does not implement.
+            #[error("guest ABI {guest} is not supported: expected {}.x with minor <= {}", loader.major, loader.minor)]
+            AbiIncompatible "ABI_INCOMPATIBLE" {
+                /// What the loader implements.
+                loader as "expected": AbiVersion,
+                /// What the guest was built against.
+                guest as "actual": AbiVersion,
+            },
+            /// Neither side can convert the running state into one the other reads.
+            #[error("no migration between state schema {from} and {to}: the new guest must declare migrates-from={from}, or the running guest migrates-to={to}")]
+            SchemaIncompatible "SCHEMA_INCOMPATIBLE" {
+                /// Schema of the running version.
+                from as "fromSchema": u32,
+                /// Schema of the incoming version.
+                to as "toSchema": u32,
+            },
         }
     }
 }
-
-impl std::error::Error for RuleError {}
 
 /// A guest is loadable when its ABI major equals the loader's and its minor is not newer
 /// (a newer minor may rely on host functions this loader lacks).

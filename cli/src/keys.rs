@@ -3,59 +3,53 @@
 use std::path::Path;
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
-use hotswap_registry::{hex, key_id};
+use hotswap_registry::key_id;
+
+use crate::CliError;
 
 /// Write a new key pair; returns what was written.
-pub fn keygen(out: &Path, name: &str) -> Result<String, String> {
+pub fn keygen(out: &Path, name: &str) -> Result<String, CliError> {
     let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed).map_err(|e| format!("no randomness for a key: {e}"))?;
+    getrandom::fill(&mut seed).map_err(|e| CliError::NoRandomness(e.to_string()))?;
     let key = SigningKey::from_bytes(&seed);
     let public = key.verifying_key().to_bytes();
-    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    std::fs::create_dir_all(out).map_err(CliError::io(out))?;
     let (secret_path, public_path) = (out.join(format!("{name}.key")), out.join(format!("{name}.pub")));
     if secret_path.exists() {
-        return Err(format!("{} exists; not overwriting a key", secret_path.display()));
+        return Err(CliError::KeyExists(secret_path));
     }
-    write_secret(&secret_path, &hex(&seed))?;
-    std::fs::write(&public_path, format!("{}\n", hex(&public))).map_err(|e| format!("{}: {e}", public_path.display()))?;
+    write_secret(&secret_path, &hex::encode(seed))?;
+    std::fs::write(&public_path, format!("{}\n", hex::encode(public))).map_err(CliError::io(&public_path))?;
     Ok(format!("key id {}: secret {}, public {}", key_id(&public), secret_path.display(), public_path.display()))
 }
 
-#[cfg(unix)]
-fn write_secret(path: &Path, hex_seed: &str) -> Result<(), String> {
+/// Write `contents` to a new file only its owner can read (mode 0600 on Unix).
+pub fn write_secret(path: &Path, contents: &str) -> Result<(), CliError> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    writeln!(file, "{hex_seed}").map_err(|e| format!("{}: {e}", path.display()))
-}
-
-#[cfg(not(unix))]
-fn write_secret(path: &Path, hex_seed: &str) -> Result<(), String> {
-    std::fs::write(path, format!("{hex_seed}\n")).map_err(|e| format!("{}: {e}", path.display()))
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(CliError::io(path))?;
+    writeln!(file, "{contents}").map_err(CliError::io(path))
 }
 
 /// Read a secret key file.
-pub fn signing_key(path: &Path) -> Result<SigningKey, String> {
+pub fn signing_key(path: &Path) -> Result<SigningKey, CliError> {
     Ok(SigningKey::from_bytes(&read_32(path, "secret key")?))
 }
 
 /// Read a public key file.
-pub fn verifying_key(path: &Path) -> Result<VerifyingKey, String> {
-    VerifyingKey::from_bytes(&read_32(path, "public key")?).map_err(|e| format!("{}: not an Ed25519 public key: {e}", path.display()))
+pub fn verifying_key(path: &Path) -> Result<VerifyingKey, CliError> {
+    VerifyingKey::from_bytes(&read_32(path, "public key")?)
+        .map_err(|e| CliError::BadKey { path: path.to_path_buf(), what: format!("not an Ed25519 public key: {e}") })
 }
 
-fn read_32(path: &Path, what: &str) -> Result<[u8; 32], String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("missing {what} {}: {e}", path.display()))?;
-    let text = text.trim();
-    let bytes: Option<Vec<u8>> = (text.len() == 64)
-        .then(|| (0..32).map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()).collect())
-        .flatten();
-    bytes
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| format!("{}: a {what} file holds 64 hex digits", path.display()))
+fn read_32(path: &Path, what: &str) -> Result<[u8; 32], CliError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::BadKey { path: path.to_path_buf(), what: format!("missing {what}: {e}") })?;
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(text.trim(), &mut out)
+        .map_err(|_| CliError::BadKey { path: path.to_path_buf(), what: format!("a {what} file holds 64 hex digits") })?;
+    Ok(out)
 }

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use hotswap_cli::registry::Direction;
-use hotswap_cli::{keys, registry};
+use hotswap_cli::{keys, registry, CliError};
 
 #[derive(Parser)]
 #[command(name = "hotswap", version, about = "Sign, publish, verify and inspect wasm-hotswap guest modules")]
@@ -93,7 +93,7 @@ struct Choice {
 }
 
 impl Choice {
-    fn apply(&self, direction: Direction) -> Result<String, String> {
+    fn apply(&self, direction: Direction) -> Result<String, CliError> {
         registry::set_current(&self.registry, &self.guest, &self.version, &self.keys, self.expires_days, direction)
     }
 }

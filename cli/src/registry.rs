@@ -5,36 +5,42 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
-use hotswap_registry::{hex, Envelope, GuestReleases, Manifest, PinnedKey, Release, MANIFEST_FILE, MODULES_DIR};
+use hotswap_inspect::{AppImports, ModuleInterface, Policy};
+use hotswap_registry::{Envelope, GuestReleases, Manifest, PinnedKey, Release, MANIFEST_FILE, MODULES_DIR};
 use sha2::{Digest, Sha256};
-use wasm_hotswap::validate::{self, AppImports, Interface, Policy};
 
-use crate::keys;
+use crate::{keys, CliError};
 
-/// Check a module the way the loader will, before it is published anywhere.
-fn check_module(bytes: &[u8], path: &Path) -> Result<Interface, String> {
-    if !bytes.starts_with(b"\0asm") {
-        return Err(format!("{}: not a WebAssembly module (no \\0asm header)", path.display()));
-    }
+/// Check a module the way the loader will, before it is published anywhere. The app's own
+/// limits are unknown here: any `app` import and up to 4 GiB of memory pass.
+fn check_module(bytes: &[u8], path: &Path) -> Result<ModuleInterface, CliError> {
+    let module_error = |source| CliError::Module { path: path.to_path_buf(), source };
+    let interface = hotswap_inspect::inspect(bytes).map_err(module_error)?;
     let policy = Policy { app_functions: AppImports::Any, required_exports: &[], max_memory_pages: 65536 };
-    validate::inspect(bytes, &policy).map_err(|e| format!("{}: {e} [{}]", path.display(), e.code()))
+    interface.check(&policy).map_err(module_error)?;
+    Ok(interface)
+}
+
+/// SHA-256 of `bytes`, lower-case hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// `hotswap inspect`.
-pub fn inspect(path: &Path) -> Result<String, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn inspect(path: &Path) -> Result<String, CliError> {
+    let bytes = std::fs::read(path).map_err(CliError::io(path))?;
     let interface = check_module(&bytes, path)?;
     let m = &interface.metadata;
     let mut out = String::new();
     let _ = writeln!(out, "{} {}  (ABI {}: accepted by this loader, ABI {})", m.name, m.version, m.abi, hotswap_abi::LOADER_ABI);
-    let _ = writeln!(out, "sha256 {}  size {} bytes", hex(&Sha256::digest(&bytes)), bytes.len());
+    let _ = writeln!(out, "sha256 {}  size {} bytes", sha256_hex(&bytes), bytes.len());
     let list = |v: &[u32]| if v.is_empty() { "-".to_string() } else { v.iter().map(u32::to_string).collect::<Vec<_>>().join(",") };
     let _ = writeln!(out, "state schema {}  migrates from {}  migrates to {}", m.state_schema, list(&m.migrates_from), list(&m.migrates_to));
     let _ = writeln!(out, "memory {} initial pages{}", interface.initial_pages, if interface.has_dispose { ", exports dispose" } else { "" });
     let _ = writeln!(out, "exports:");
-    for (name, sig) in &interface.user_exports {
-        let bytes_fn = if *sig == hotswap_abi::BYTES_FN { "  (bytes)" } else { "" };
-        let _ = writeln!(out, "  {name} {sig}{bytes_fn}");
+    for export in &interface.user_exports {
+        let bytes_fn = if export.sig == hotswap_abi::BYTES_FN { "  (bytes)" } else { "" };
+        let _ = writeln!(out, "  {} {}{bytes_fn}", export.name, export.sig);
     }
     let _ = write!(out, "app imports: {}", if interface.app_imports.is_empty() { "-".into() } else { interface.app_imports.join(", ") });
     Ok(out)
@@ -47,7 +53,7 @@ struct Registry {
 }
 
 impl Registry {
-    fn open(dir: &Path, signers: &[SigningKey]) -> Result<Self, String> {
+    fn open(dir: &Path, signers: &[SigningKey]) -> Result<Self, CliError> {
         let path = dir.join(MANIFEST_FILE);
         if !path.exists() {
             return Ok(Self { dir: dir.to_path_buf(), manifest: Manifest::default() });
@@ -58,24 +64,26 @@ impl Registry {
     }
 
     /// Sign and write the manifest as the next version, atomically.
-    fn save(mut self, signers: &[SigningKey], expires_days: u64) -> Result<u64, String> {
+    fn save(mut self, signers: &[SigningKey], expires_days: u64) -> Result<u64, CliError> {
         self.manifest.version += 1;
         self.manifest.expires = now() + expires_days * 86_400;
         let publics: Vec<[u8; 32]> = signers.iter().map(|k| k.verifying_key().to_bytes()).collect();
         let envelope = Envelope::seal(&self.manifest, &publics, |i, message| signers[i].sign(message).to_bytes());
         let json = envelope.to_json();
         let tmp = self.dir.join(format!("{MANIFEST_FILE}.tmp"));
-        std::fs::write(&tmp, json).map_err(|e| format!("{}: {e}", tmp.display()))?;
-        std::fs::rename(&tmp, self.dir.join(MANIFEST_FILE)).map_err(|e| format!("writing the manifest: {e}"))?;
+        std::fs::write(&tmp, json).map_err(CliError::io(&tmp))?;
+        let path = self.dir.join(MANIFEST_FILE);
+        std::fs::rename(&tmp, &path).map_err(CliError::io(path))?;
         Ok(self.manifest.version)
     }
 }
 
 /// Parse `path` and accept it only with `threshold` valid signatures by `pinned` keys.
-fn read_verified(path: &Path, pinned: &[VerifyingKey], threshold: usize) -> Result<Manifest, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let envelope = Envelope::parse(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-    let message = hotswap_registry::signed_message(&envelope.payload_bytes().map_err(|e| e.to_string())?);
+fn read_verified(path: &Path, pinned: &[VerifyingKey], threshold: usize) -> Result<Manifest, CliError> {
+    let bytes = std::fs::read(path).map_err(CliError::io(path))?;
+    let untrusted = |source| CliError::Untrusted { path: path.to_path_buf(), source };
+    let envelope = Envelope::parse(&bytes).map_err(untrusted)?;
+    let message = hotswap_registry::signed_message(&envelope.payload_bytes().map_err(untrusted)?);
     let keys: Vec<PinnedKey> = pinned.iter().map(|k| PinnedKey { public: k.to_bytes() }).collect();
     let valid = envelope
         .candidates(&keys)
@@ -85,10 +93,10 @@ fn read_verified(path: &Path, pinned: &[VerifyingKey], threshold: usize) -> Resu
             key.is_ok_and(|k| k.verify(&message, &Signature::from_bytes(&c.signature)).is_ok())
         })
         .count();
-    envelope.accept(valid, threshold).map_err(|e| format!("{}: tampered or untrusted registry: {e}", path.display()))
+    envelope.accept(valid, threshold).map_err(untrusted)
 }
 
-fn signers(paths: &[PathBuf]) -> Result<Vec<SigningKey>, String> {
+fn signers(paths: &[PathBuf]) -> Result<Vec<SigningKey>, CliError> {
     paths.iter().map(|p| keys::signing_key(p)).collect()
 }
 
@@ -97,12 +105,12 @@ fn now() -> u64 {
 }
 
 /// `hotswap publish`: returns a one-line report.
-pub fn publish(wasm: &Path, dir: &Path, key_paths: &[PathBuf], make_current: bool, expires_days: u64) -> Result<String, String> {
-    let bytes = std::fs::read(wasm).map_err(|e| format!("{}: {e}", wasm.display()))?;
+pub fn publish(wasm: &Path, dir: &Path, key_paths: &[PathBuf], make_current: bool, expires_days: u64) -> Result<String, CliError> {
+    let bytes = std::fs::read(wasm).map_err(CliError::io(wasm))?;
     let interface = check_module(&bytes, wasm)?;
     let keys = signers(key_paths)?;
     let mut registry = Registry::open(dir, &keys)?;
-    let sha256 = hex(&Sha256::digest(&bytes));
+    let sha256 = sha256_hex(&bytes);
     let url = format!("{MODULES_DIR}/{sha256}.wasm");
     store_module(&dir.join(&url), &bytes)?;
     let m = &interface.metadata;
@@ -118,7 +126,7 @@ pub fn publish(wasm: &Path, dir: &Path, key_paths: &[PathBuf], make_current: boo
     let guest = registry.manifest.guests.entry(m.name.clone()).or_insert_with(GuestReleases::default);
     if let Some(listed) = guest.versions.get(&version) {
         if listed.sha256 != sha256 {
-            return Err(format!("{} {version} is already published with sha256 {}; releases are immutable, bump the version", m.name, listed.sha256));
+            return Err(CliError::Immutable { guest: m.name.clone(), version, listed: listed.sha256.clone() });
         }
     }
     guest.versions.insert(version.clone(), release);
@@ -131,38 +139,29 @@ pub fn publish(wasm: &Path, dir: &Path, key_paths: &[PathBuf], make_current: boo
 }
 
 /// Write a module under its digest; an existing file must hold the same bytes.
-fn store_module(path: &Path, bytes: &[u8]) -> Result<(), String> {
+fn store_module(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        std::fs::create_dir_all(parent).map_err(CliError::io(parent))?;
     }
     match std::fs::read(path) {
         Ok(existing) if existing == bytes => Ok(()),
-        Ok(_) => Err(format!("{}: tampered registry: the file does not match its digest", path.display())),
-        Err(_) => std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display())),
+        Ok(_) => Err(CliError::StoredModuleMismatch(path.to_path_buf())),
+        Err(_) => std::fs::write(path, bytes).map_err(CliError::io(path)),
     }
 }
 
 /// `hotswap verify`.
-pub fn verify(dir: &Path, pub_paths: &[PathBuf], threshold: usize) -> Result<String, String> {
+pub fn verify(dir: &Path, pub_paths: &[PathBuf], threshold: usize) -> Result<String, CliError> {
     let pinned = pub_paths.iter().map(|p| keys::verifying_key(p)).collect::<Result<Vec<_>, _>>()?;
     let manifest = read_verified(&dir.join(MANIFEST_FILE), &pinned, threshold)?;
-    manifest.check_fresh(now(), None).map_err(|e| format!("{}: {e}", dir.display()))?;
+    manifest.check_fresh(now(), None)?;
     let mut modules = 0;
     for (guest, releases) in &manifest.guests {
-        releases.versions.get(&releases.current).ok_or_else(|| format!("{guest}: current {} is not listed", releases.current))?;
+        if !releases.versions.contains_key(&releases.current) {
+            return Err(CliError::CurrentNotListed { guest: guest.clone(), current: releases.current.clone() });
+        }
         for (version, release) in &releases.versions {
-            let path = dir.join(&release.url);
-            let bytes = std::fs::read(&path).map_err(|e| format!("{guest} {version}: {}: {e}", path.display()))?;
-            let actual = hex(&Sha256::digest(&bytes));
-            if actual != release.sha256 || bytes.len() as u64 != release.size {
-                return Err(format!(
-                    "{guest} {version}: tampered module {}: listed sha256 {} ({} bytes), found {actual} ({} bytes)",
-                    path.display(),
-                    release.sha256,
-                    release.size,
-                    bytes.len()
-                ));
-            }
+            check_module_file(dir, guest, version, release)?;
             modules += 1;
         }
     }
@@ -172,6 +171,25 @@ pub fn verify(dir: &Path, pub_paths: &[PathBuf], threshold: usize) -> Result<Str
         manifest.expires,
         manifest.guests.len()
     ))
+}
+
+/// The module file of a listed release must hold exactly the listed bytes.
+pub fn check_module_file(dir: &Path, guest: &str, version: &str, release: &Release) -> Result<(), CliError> {
+    let path = dir.join(&release.url);
+    let bytes = std::fs::read(&path).map_err(CliError::io(&path))?;
+    let found = sha256_hex(&bytes);
+    if found != release.sha256 || bytes.len() as u64 != release.size {
+        return Err(CliError::TamperedModule {
+            guest: guest.to_string(),
+            version: version.to_string(),
+            path,
+            listed: release.sha256.clone(),
+            listed_size: release.size,
+            found,
+            found_size: bytes.len() as u64,
+        });
+    }
+    Ok(())
 }
 
 /// Which way [`set_current`] may move.
@@ -185,16 +203,17 @@ pub enum Direction {
 
 /// `hotswap promote` / `hotswap rollback`: make a listed release current, in a new (higher)
 /// manifest version. Module files are not touched.
-pub fn set_current(dir: &Path, guest: &str, version: &str, key_paths: &[PathBuf], expires_days: u64, direction: Direction) -> Result<String, String> {
+pub fn set_current(dir: &Path, guest: &str, version: &str, key_paths: &[PathBuf], expires_days: u64, direction: Direction) -> Result<String, CliError> {
     let keys = signers(key_paths)?;
     if !dir.join(MANIFEST_FILE).exists() {
-        return Err(format!("{}: no manifest (publish a release first)", dir.display()));
+        return Err(CliError::NoManifest(dir.to_path_buf()));
     }
     let mut registry = Registry::open(dir, &keys)?;
-    registry.manifest.release(guest, Some(version)).map_err(|e| e.to_string())?;
-    let releases = registry.manifest.guests.get_mut(guest).ok_or_else(|| format!("no guest {guest}"))?;
+    registry.manifest.release(guest, Some(version))?;
+    let not_listed = || hotswap_registry::RegistryError::NotListed { what: format!("guest `{guest}`") };
+    let releases = registry.manifest.guests.get_mut(guest).ok_or_else(not_listed)?;
     if direction == Direction::Back && !is_older(version, &releases.current) {
-        return Err(format!("{guest} {version} is not older than the current {}: use `hotswap promote`", releases.current));
+        return Err(CliError::NotOlder { guest: guest.to_string(), version: version.to_string(), current: releases.current.clone() });
     }
     let previous = std::mem::replace(&mut releases.current, version.to_string());
     let manifest_version = registry.save(&keys, expires_days)?;
@@ -207,6 +226,6 @@ fn is_older(version: &str, than: &str) -> bool {
 
 /// The registry's manifest, verified with the public halves of `key_paths` (none yet: an
 /// empty manifest).
-pub fn manifest(dir: &Path, key_paths: &[PathBuf]) -> Result<Manifest, String> {
+pub fn manifest(dir: &Path, key_paths: &[PathBuf]) -> Result<Manifest, CliError> {
     Ok(Registry::open(dir, &signers(key_paths)?)?.manifest)
 }

@@ -28,7 +28,7 @@ use futures_util::Stream;
 use serde::Deserialize;
 use tower_http::services::ServeDir;
 
-use crate::registry::{DemoRegistry, DeployError, GUEST};
+use crate::registry::{deploy_status, DemoRegistry, GUEST};
 use crate::relay::Hub;
 use crate::store::UpdateLog;
 
@@ -177,8 +177,10 @@ async fn deploy(State(app): State<Arc<App>>, Json(request): Json<DeployRequest>)
             eprintln!("demo-app: {report}");
             Json(serde_json::json!({ "report": report })).into_response()
         }
-        Ok(Err(DeployError::NotListed(e))) => (StatusCode::NOT_FOUND, e).into_response(),
-        Ok(Err(DeployError::Failed(e))) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
+        Ok(Err(e)) => {
+            let status = StatusCode::from_u16(deploy_status(&e)).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            (status, e.to_string()).into_response()
+        }
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }

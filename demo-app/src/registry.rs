@@ -13,9 +13,9 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use hotswap_cli::registry::{self as cli, Direction};
-use hotswap_registry::{hex, MANIFEST_FILE, MODULES_DIR};
+use hotswap_cli::CliError;
+use hotswap_registry::{RegistryError, MANIFEST_FILE, MODULES_DIR};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use tokio::sync::broadcast;
 
 /// The guest this demo serves.
@@ -52,38 +52,56 @@ pub struct DemoRegistry {
     pub changes: broadcast::Sender<String>,
 }
 
+/// Why the registry could not be prepared at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The CLI library refused (keys, manifest, modules, files).
+    #[error(transparent)]
+    Cli(#[from] CliError),
+    /// `target/guests/index.json` does not parse.
+    #[error("{}: {source}", path.display())]
+    Index {
+        /// The index file.
+        path: PathBuf,
+        /// The parse error.
+        source: serde_json::Error,
+    },
+}
+
+/// The HTTP status a failed deploy answers with: 404 for a release that is not listed,
+/// 500 for anything that is the server's fault.
+pub fn deploy_status(error: &CliError) -> u16 {
+    match error {
+        CliError::Registry(RegistryError::NotListed { .. }) => 404,
+        _ => 500,
+    }
+}
+
 /// An entry of `target/guests/index.json`, written by `cargo run -p xtask -- guests`.
 #[derive(Deserialize)]
 struct BuiltGuest {
     file: String,
 }
 
-/// Why a deploy failed.
-pub enum DeployError {
-    /// The version is not in the registry.
-    NotListed(String),
-    /// Anything else (an unreadable key, a manifest that does not verify…).
-    Failed(String),
-}
-
 impl DemoRegistry {
     /// Open (or create) the registry under `data`, listing every editor built under
     /// `built` that it does not list yet; the first one published becomes current.
-    pub fn open(built: &Path, data: &Path) -> Result<Self, String> {
+    pub fn open(built: &Path, data: &Path) -> Result<Self, StartError> {
         let key = ensure_key(&data.join("keys"))?;
         let dir = data.join("registry");
         let guests = built_editors(built)?;
         publish_new(&dir, &key, &guests)?;
         renew_if_expiring(&dir, &key)?;
-        let public_hex = std::fs::read_to_string(key.with_extension("pub")).map_err(|e| format!("demo public key: {e}"))?;
-        let fallback = guests.first().map(|(_, path)| std::fs::read(path)).transpose().map_err(|e| format!("fallback guest: {e}"))?;
+        let public = key.with_extension("pub");
+        let public_hex = std::fs::read_to_string(&public).map_err(CliError::io(public))?;
+        let fallback = guests.first().map(|(_, path)| std::fs::read(path).map_err(CliError::io(path))).transpose()?;
         let (changes, _) = broadcast::channel(16);
         let registry = Self {
             dir,
             key,
             public_hex: public_hex.trim().to_string(),
             fallback: fallback.map(|bytes| {
-                let sha256 = hex(&Sha256::digest(&bytes));
+                let sha256 = cli::sha256_hex(&bytes);
                 (bytes, sha256)
             }),
             served: RwLock::new(None),
@@ -94,9 +112,8 @@ impl DemoRegistry {
     }
 
     /// Make `version` current (a new manifest version, signed), as `hotswap promote` does.
-    pub fn deploy(&self, version: &str) -> Result<String, DeployError> {
-        let report = cli::set_current(&self.dir, GUEST, version, std::slice::from_ref(&self.key), EXPIRES_DAYS, Direction::Any)
-            .map_err(|e| if e.contains("not listed") { DeployError::NotListed(e) } else { DeployError::Failed(e) })?;
+    pub fn deploy(&self, version: &str) -> Result<String, CliError> {
+        let report = cli::set_current(&self.dir, GUEST, version, std::slice::from_ref(&self.key), EXPIRES_DAYS, Direction::Any)?;
         self.refresh();
         Ok(report)
     }
@@ -110,7 +127,7 @@ impl DemoRegistry {
             return;
         }
         let Ok(bytes) = std::fs::read(&path) else { return };
-        let etag = format!("\"{}\"", &hex(&Sha256::digest(&bytes))[..16]);
+        let etag = format!("\"{}\"", &cli::sha256_hex(&bytes)[..16]);
         let unchanged = self.served.read().map(|s| s.as_ref().is_some_and(|s| s.etag == etag)).unwrap_or(false);
         if let Ok(mut served) = self.served.write() {
             *served = Some(Served { bytes: Arc::new(bytes), etag: etag.clone(), stamp });
@@ -135,7 +152,7 @@ impl DemoRegistry {
 }
 
 /// `<keys>/demo.key`, created (with `hotswap keygen`'s code) if absent.
-fn ensure_key(keys: &Path) -> Result<PathBuf, String> {
+fn ensure_key(keys: &Path) -> Result<PathBuf, CliError> {
     let key = keys.join("demo.key");
     if !key.exists() {
         let report = hotswap_cli::keys::keygen(keys, "demo")?;
@@ -145,9 +162,11 @@ fn ensure_key(keys: &Path) -> Result<PathBuf, String> {
 }
 
 /// The built editor modules, oldest version first.
-fn built_editors(built: &Path) -> Result<Vec<(semver::Version, PathBuf)>, String> {
-    let index = std::fs::read(built.join("index.json")).map_err(|e| format!("{}: {e}", built.join("index.json").display()))?;
-    let index: std::collections::BTreeMap<String, BuiltGuest> = serde_json::from_slice(&index).map_err(|e| format!("index.json: {e}"))?;
+fn built_editors(built: &Path) -> Result<Vec<(semver::Version, PathBuf)>, StartError> {
+    let path = built.join("index.json");
+    let index = std::fs::read(&path).map_err(CliError::io(&path))?;
+    let index: std::collections::BTreeMap<String, BuiltGuest> =
+        serde_json::from_slice(&index).map_err(|source| StartError::Index { path, source })?;
     let prefix = format!("{GUEST}-");
     let mut guests: Vec<_> = index
         .iter()
@@ -159,7 +178,7 @@ fn built_editors(built: &Path) -> Result<Vec<(semver::Version, PathBuf)>, String
 
 /// Publish every built release the registry does not list yet, without making it current
 /// (the CLI makes the very first one current).
-fn publish_new(dir: &Path, key: &Path, guests: &[(semver::Version, PathBuf)]) -> Result<(), String> {
+fn publish_new(dir: &Path, key: &Path, guests: &[(semver::Version, PathBuf)]) -> Result<(), CliError> {
     let keys = [key.to_path_buf()];
     let manifest = cli::manifest(dir, &keys)?;
     let listed = manifest.guests.get(GUEST);
@@ -177,7 +196,7 @@ fn publish_new(dir: &Path, key: &Path, guests: &[(semver::Version, PathBuf)]) ->
 }
 
 /// Re-sign the manifest (same current release) when it expires within [`RENEW_DAYS`].
-fn renew_if_expiring(dir: &Path, key: &Path) -> Result<(), String> {
+fn renew_if_expiring(dir: &Path, key: &Path) -> Result<(), CliError> {
     let keys = [key.to_path_buf()];
     let manifest = cli::manifest(dir, &keys)?;
     let Some(current) = manifest.guests.get(GUEST).map(|g| g.current.clone()) else { return Ok(()) };

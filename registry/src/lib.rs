@@ -20,7 +20,6 @@
 #![deny(missing_docs)]
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
@@ -120,62 +119,65 @@ pub struct Candidate {
     pub signature: [u8; 64],
 }
 
-/// Why a registry or manifest is refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RegistryError {
-    /// Not an envelope, or a payload that is not a manifest.
-    Malformed(String),
-    /// Fewer valid signatures by distinct pinned keys than required.
-    Signatures {
-        /// Valid signatures by distinct pinned keys.
-        valid: usize,
-        /// Required.
-        threshold: usize,
-    },
-    /// The manifest has expired.
-    Expired {
-        /// Its expiry.
-        expires: u64,
-        /// The time now.
-        now: u64,
-    },
-    /// The manifest is older than one already accepted.
-    Rollback {
-        /// The version already accepted.
-        seen: u64,
-        /// The version offered.
-        offered: u64,
-    },
-    /// The guest or release is not in the manifest.
-    NotListed(String),
-}
-
-impl fmt::Display for RegistryError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Malformed(why) => write!(f, "malformed manifest: {why}"),
-            Self::Signatures { valid, threshold } => {
-                write!(f, "manifest signed by {valid} trusted key(s), {threshold} required")
-            }
-            Self::Expired { expires, now } => write!(f, "manifest expired at {expires} (now {now})"),
-            Self::Rollback { seen, offered } => {
-                write!(f, "manifest version {offered} is older than version {seen} already accepted")
-            }
-            Self::NotListed(what) => write!(f, "{what} is not listed in the signed manifest"),
+hotswap_abi::coded_error! {
+    /// Why a registry or manifest is refused.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum RegistryError {
+        wraps {}
+        codes {
+            /// Not an envelope, or a payload that is not a manifest.
+            #[error("malformed manifest: {reason}")]
+            Malformed "MANIFEST_INVALID" {
+                /// What is wrong.
+                reason: String,
+            },
+            /// Fewer valid signatures by distinct pinned keys than required.
+            #[error("manifest signed by {valid} trusted key(s), {threshold} required")]
+            Signatures "MANIFEST_SIGNATURE" {
+                /// Valid signatures by distinct pinned keys.
+                valid as "valid": usize,
+                /// Required.
+                threshold as "threshold": usize,
+            },
+            /// The manifest has expired.
+            #[error("manifest expired at {expires} (now {now})")]
+            Expired "MANIFEST_EXPIRED" {
+                /// Its expiry (seconds since the Unix epoch).
+                expires as "expires": u64,
+                /// The time now.
+                now as "now": u64,
+            },
+            /// The manifest is older than one already accepted.
+            #[error("manifest version {offered} is older than version {seen} already accepted")]
+            Rollback "MANIFEST_ROLLBACK" {
+                /// The version already accepted.
+                seen as "seen": u64,
+                /// The version offered.
+                offered as "offered": u64,
+            },
+            /// The guest or release is not in the manifest.
+            #[error("{what} is not listed in the signed manifest")]
+            NotListed "NOT_LISTED" {
+                /// What was looked for.
+                what: String,
+            },
         }
     }
 }
 
-impl std::error::Error for RegistryError {}
+impl RegistryError {
+    fn malformed(reason: impl Into<String>) -> Self {
+        Self::Malformed { reason: reason.into() }
+    }
+
+    fn not_listed(what: impl Into<String>) -> Self {
+        Self::NotListed { what: what.into() }
+    }
+}
 
 /// The id of a public key: the first 16 hex digits of its SHA-256.
 pub fn key_id(public: &[u8; 32]) -> String {
-    hex(&Sha256::digest(public))[..16].to_string()
-}
-
-/// Lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(&Sha256::digest(public)[..8])
 }
 
 /// The exact bytes a signature covers.
@@ -208,12 +210,12 @@ impl Envelope {
 
     /// Parse an envelope (the bytes of `manifest.json`).
     pub fn parse(bytes: &[u8]) -> Result<Self, RegistryError> {
-        serde_json::from_slice(bytes).map_err(|e| RegistryError::Malformed(e.to_string()))
+        serde_json::from_slice(bytes).map_err(|e| RegistryError::malformed(e.to_string()))
     }
 
     /// The payload's bytes.
     pub fn payload_bytes(&self) -> Result<Vec<u8>, RegistryError> {
-        B64.decode(&self.payload).map_err(|e| RegistryError::Malformed(format!("payload: {e}")))
+        B64.decode(&self.payload).map_err(|e| RegistryError::malformed(format!("payload: {e}")))
     }
 
     /// The signatures made by pinned keys, each to be checked over
@@ -237,7 +239,7 @@ impl Envelope {
         if threshold == 0 || valid < threshold {
             return Err(RegistryError::Signatures { valid, threshold: threshold.max(1) });
         }
-        serde_json::from_slice(&self.payload_bytes()?).map_err(|e| RegistryError::Malformed(format!("payload: {e}")))
+        serde_json::from_slice(&self.payload_bytes()?).map_err(|e| RegistryError::malformed(format!("payload: {e}")))
     }
 }
 
@@ -255,13 +257,13 @@ impl Manifest {
 
     /// The release `version` of `guest` (or its current one).
     pub fn release(&self, guest: &str, version: Option<&str>) -> Result<(&str, &Release), RegistryError> {
-        let releases = self.guests.get(guest).ok_or_else(|| RegistryError::NotListed(format!("guest `{guest}`")))?;
+        let releases = self.guests.get(guest).ok_or_else(|| RegistryError::not_listed(format!("guest `{guest}`")))?;
         let version = version.unwrap_or(&releases.current);
         releases
             .versions
             .get_key_value(version)
             .map(|(v, r)| (v.as_str(), r))
-            .ok_or_else(|| RegistryError::NotListed(format!("{guest} {version}")))
+            .ok_or_else(|| RegistryError::not_listed(format!("{guest} {version}")))
     }
 
     /// The release of `guest` with digest `sha256`, if listed (mix-and-match protection).
@@ -335,8 +337,8 @@ mod tests {
     fn only_listed_releases_and_digests_are_found() {
         let m = manifest(1, 100);
         assert_eq!(m.release("editor", None).unwrap().0, "1.0.0");
-        assert!(matches!(m.release("editor", Some("9.9.9")), Err(RegistryError::NotListed(_))));
-        assert!(matches!(m.release("counter", None), Err(RegistryError::NotListed(_))));
+        assert!(matches!(m.release("editor", Some("9.9.9")), Err(RegistryError::NotListed { .. })));
+        assert!(matches!(m.release("counter", None), Err(RegistryError::NotListed { .. })));
         assert!(m.release_by_digest("editor", &"ab".repeat(32)).is_some());
         assert!(m.release_by_digest("editor", &"cd".repeat(32)).is_none());
     }

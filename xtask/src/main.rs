@@ -5,7 +5,6 @@
 //! faults (a missing export, bad metadata, a trapping start function, …) cannot be written
 //! with the SDK, which always emits a correct guest, so they are hand-written WebAssembly
 //! text, one defect each, derived from one valid WAT guest.
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::{env, fs};
@@ -128,10 +127,7 @@ fn write_guest(out: &Path, name: &str, bytes: &[u8]) -> Result<String, String> {
     if fs::read(&path).ok().as_deref() != Some(bytes) {
         fs::write(&path, bytes).map_err(|e| format!("write {}: {e}", path.display()))?;
     }
-    let mut hex = String::with_capacity(64);
-    for b in Sha256::digest(bytes) {
-        let _ = write!(hex, "{b:02x}");
-    }
+    let hex = hex::encode(Sha256::digest(bytes));
     Ok(format!(
         "  \"{name}\": {{ \"file\": \"{name}.wasm\", \"sha256\": \"{hex}\", \"size\": {} }}",
         bytes.len()

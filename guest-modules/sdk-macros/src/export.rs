@@ -1,10 +1,7 @@
-use hotswap_abi::RESERVED_PREFIX;
+use hotswap_abi::{MAX_USER_PARAMS, RESERVED_PREFIX};
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 use syn::{spanned::Spanned, FnArg, ItemFn, Pat, ReturnType, Type};
-
-/// Most numeric parameters the loader's call shim supports.
-const MAX_NUMERIC_PARAMS: usize = 6;
 
 const NUMBERS: [&str; 6] = ["i32", "u32", "i64", "u64", "f32", "f64"];
 
@@ -134,10 +131,10 @@ fn numeric_glue(func: &ItemFn, state: Option<&Type>, rest: &[Param]) -> syn::Res
     if let Some(bad) = rest.iter().find(|p| !matches!(p, Param::Number(_))) {
         return Err(syn::Error::new(param_span(bad), "a numeric export takes only numbers after the state"));
     }
-    if rest.len() > MAX_NUMERIC_PARAMS {
+    if rest.len() > MAX_USER_PARAMS {
         return Err(syn::Error::new(
-            param_span(&rest[MAX_NUMERIC_PARAMS]),
-            format!("a guest export takes at most {MAX_NUMERIC_PARAMS} numbers"),
+            param_span(&rest[MAX_USER_PARAMS]),
+            format!("a guest export takes at most {MAX_USER_PARAMS} numbers"),
         ));
     }
     let name = &func.sig.ident;

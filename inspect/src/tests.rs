@@ -1,0 +1,186 @@
+use hotswap_abi::{FuncSig, ValType};
+use proptest::prelude::*;
+
+use super::*;
+
+const GUEST: &str = r#"(module
+  (import "hotswap" "log" (func (param i32 i32 i32)))
+  (memory (export "memory") 1)
+  (func (export "hotswap_alloc") (param i32) (result i32) i32.const 0)
+  (func (export "hotswap_free") (param i32 i32))
+  (func (export "hotswap_state_save") (param i32) (result i64) i64.const 0)
+  (func (export "hotswap_state_load") (param i32 i32 i32) (result i32) i32.const 0)
+  (func (export "increment") (result i64) i64.const 1)
+  (data (i32.const 16) "some data the inspector skips")
+  (@custom "other" "a custom section the inspector skips")
+  (@custom "hotswap.meta" "abi=1.0\nname=counter\nversion=1.0.0\nstate-schema=1\n"))"#;
+
+fn policy() -> Policy<'static> {
+    Policy { app_functions: AppImports::Only(&[]), required_exports: &[], max_memory_pages: 100 }
+}
+
+fn wasm(wat: &str) -> Vec<u8> {
+    wat::parse_str(wat).unwrap()
+}
+
+fn inspect_checked(wat: &str) -> Result<ModuleInterface, InspectError> {
+    let interface = inspect(&wasm(wat))?;
+    interface.check(&policy())?;
+    Ok(interface)
+}
+
+#[test]
+fn a_valid_guest_yields_its_user_exports_and_metadata() {
+    let i = inspect_checked(GUEST).unwrap();
+    assert_eq!(i.metadata.name, "counter");
+    assert_eq!(i.user_exports, vec![Export { name: "increment".into(), sig: FuncSig::new(&[], &[ValType::I64]) }]);
+    assert!(!i.has_dispose);
+    assert_eq!(i.initial_pages, 1);
+}
+
+#[test]
+fn missing_state_load_is_named() {
+    let err = inspect_checked(&GUEST.replace("(export \"hotswap_state_load\")", "")).unwrap_err();
+    assert_eq!(err.code(), "MISSING_EXPORT");
+    assert_eq!(err.to_string(), "failed to find export `hotswap_state_load`");
+}
+
+#[test]
+fn wrong_abi_signature_says_expected_and_found() {
+    let err =
+        inspect_checked(&GUEST.replace("(param i32) (result i32) i32.const 0", "(param i64) (result i32) i32.const 0"))
+            .unwrap_err();
+    assert_eq!(err.to_string(), "export `hotswap_alloc` has type (i64) -> i32, expected (i32) -> i32");
+}
+
+#[test]
+fn foreign_imports_are_refused_and_app_imports_need_the_app() {
+    let wat = GUEST.replace("(memory", "(import \"app\" \"notify\" (func)) (memory");
+    assert_eq!(inspect_checked(&wat).unwrap_err().code(), "UNKNOWN_IMPORT");
+    let allowed = ["notify".to_string()];
+    let interface = inspect(&wasm(&wat)).unwrap();
+    assert!(interface.check(&Policy { app_functions: AppImports::Only(&allowed), ..policy() }).is_ok());
+    assert_eq!(interface.app_imports, allowed);
+    let foreign = GUEST.replace("(memory", "(import \"wasi\" \"fd_write\" (func)) (memory");
+    assert_eq!(inspect(&wasm(&foreign)).unwrap_err().code(), "UNKNOWN_IMPORT");
+}
+
+#[test]
+fn host_import_with_wrong_type_is_refused() {
+    let wat = GUEST.replace("(func (param i32 i32 i32)))", "(func (param i32)))");
+    assert_eq!(inspect_checked(&wat).unwrap_err().code(), "IMPORT_SIGNATURE");
+}
+
+#[test]
+fn metadata_missing_malformed_duplicated_and_abi_major_are_distinct_codes() {
+    let no_meta = GUEST.replace("(@custom \"hotswap.meta\"", "(@custom \"hotswap.other\"");
+    assert_eq!(inspect_checked(&no_meta).unwrap_err().code(), "METADATA_MISSING");
+    assert_eq!(inspect_checked(&GUEST.replace("version=1.0.0", "version=x")).unwrap_err().code(), "METADATA_INVALID");
+    assert_eq!(inspect_checked(&GUEST.replace("abi=1.0", "abi=2.0")).unwrap_err().code(), "ABI_INCOMPATIBLE");
+    let twice = GUEST.replace("(@custom \"other\"", "(@custom \"hotswap.meta\"");
+    assert_eq!(inspect_checked(&twice).unwrap_err().code(), "METADATA_INVALID");
+}
+
+#[test]
+fn memory_over_the_limit_is_refused() {
+    let err = inspect_checked(&GUEST.replace("(memory (export \"memory\") 1)", "(memory (export \"memory\") 101)")).unwrap_err();
+    assert_eq!(err, InspectError::MemoryLimit { limit: 100, requested: 101 });
+}
+
+#[test]
+fn required_user_export_must_be_present() {
+    let required = ["decrement".to_string()];
+    let err = inspect(&wasm(GUEST)).unwrap().check(&Policy { required_exports: &required, ..policy() }).unwrap_err();
+    assert_eq!(err.to_string(), "failed to find export `decrement`");
+}
+
+#[test]
+fn user_exports_with_too_many_parameters_are_unsupported() {
+    let seven = GUEST.replace("(func (export \"increment\") (result i64)", "(func (export \"increment\") (param i32 i32 i32 i32 i32 i32 i32) (result i64)");
+    assert_eq!(inspect_checked(&seven).unwrap_err().code(), "UNSUPPORTED_EXPORT");
+}
+
+#[test]
+fn replacement_must_be_same_guest_same_signatures_and_migratable() {
+    let running = inspect_checked(GUEST).unwrap();
+    let held = running.user_exports.clone();
+    let other = inspect_checked(&GUEST.replace("name=counter", "name=editor")).unwrap();
+    assert_eq!(check_replacement(&running.metadata, &other, &held).unwrap_err().code(), "GUEST_MISMATCH");
+    let changed = inspect_checked(&GUEST.replace("(result i64) i64.const 1", "(result i32) i32.const 1")).unwrap();
+    assert_eq!(check_replacement(&running.metadata, &changed, &held).unwrap_err().code(), "EXPORT_SIGNATURE");
+    let v3 = inspect_checked(&GUEST.replace("state-schema=1", "state-schema=3")).unwrap();
+    assert_eq!(check_replacement(&running.metadata, &v3, &held).unwrap_err().code(), "SCHEMA_INCOMPATIBLE");
+    assert_eq!(check_replacement(&running.metadata, &running, &held).unwrap(), 1);
+}
+
+#[test]
+fn an_html_page_is_not_wasm_and_says_so() {
+    let err = inspect(b"<!doctype html><html><body>Not found</body></html>").unwrap_err();
+    assert_eq!(err, InspectError::NotWasm { looks_like_html: true });
+    assert!(err.to_string().contains("HTML page"), "{err}");
+    assert_eq!(inspect(b"").unwrap_err(), InspectError::NotWasm { looks_like_html: false });
+    assert_eq!(inspect(b"\x7fELF....").unwrap_err(), InspectError::NotWasm { looks_like_html: false });
+}
+
+#[test]
+fn a_truncated_module_and_a_component_are_malformed() {
+    let bytes = wasm(GUEST);
+    assert_eq!(inspect(&bytes[..bytes.len() - 3]).unwrap_err().code(), "COMPILE_FAILED");
+    assert_eq!(inspect(&bytes[..6]).unwrap_err().code(), "COMPILE_FAILED");
+    assert_eq!(inspect(b"\0asm\x0d\0\x01\0").unwrap_err().code(), "COMPILE_FAILED");
+}
+
+#[test]
+fn the_streaming_inspector_stops_early_on_bytes_that_are_not_wasm() {
+    let mut inspector = Inspector::default();
+    inspector.feed(b"<html>");
+    assert_eq!(inspector.error(), Some(&InspectError::NotWasm { looks_like_html: true }));
+}
+
+#[test]
+fn big_code_and_data_sections_are_not_kept() {
+    let ballast = "x".repeat(200_000);
+    let bytes = wasm(&GUEST.replace("some data the inspector skips", &ballast));
+    let mut inspector = Inspector::default();
+    inspector.feed(&bytes);
+    let kept = inspector.into_sections().unwrap();
+    let total: usize = kept.iter().map(|s| s.body.len()).sum();
+    assert!(total < 1024, "kept {total} bytes");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(if std::env::var("HOTSWAP_FUZZ_LONG").is_ok() { 200_000 } else { 2_000 }))]
+
+    /// Untrusted bytes: never a panic, always a typed error or an interface.
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let _ = inspect(&bytes);
+    }
+
+    /// A valid guest with bytes flipped or cut: never a panic.
+    #[test]
+    fn damaged_guests_never_panic(flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8), cut in any::<prop::sample::Index>()) {
+        let mut bytes = wasm(GUEST);
+        for (at, value) in flips {
+            let i = at.index(bytes.len());
+            bytes[i] = value;
+        }
+        let _ = inspect(&bytes);
+        let _ = inspect(&bytes[..cut.index(bytes.len())]);
+    }
+
+    /// However the bytes arrive, the answer is the same.
+    #[test]
+    fn chunking_does_not_change_the_result(sizes in proptest::collection::vec(1usize..64, 1..40)) {
+        let bytes = wasm(GUEST);
+        let mut inspector = Inspector::default();
+        let mut rest = &bytes[..];
+        for size in sizes.iter().cycle() {
+            if rest.is_empty() { break; }
+            let (chunk, tail) = rest.split_at((*size).min(rest.len()));
+            inspector.feed(chunk);
+            rest = tail;
+        }
+        prop_assert_eq!(inspector.finish(), inspect(&bytes));
+    }
+}
