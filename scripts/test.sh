@@ -8,7 +8,7 @@ cd "$ROOT"
 bash scripts/build.sh
 
 echo "== cargo test (host: ABI, SDK macros, validation, hashing, demo server store, registry, CLI)"
-cargo test --quiet -p hotswap-abi -p hotswap-guest -p hotswap-guest-macros -p xtask -p wasm-hotswap -p demo-app -p hotswap-registry -p hotswap-cli
+cargo test --quiet -p hotswap-abi -p hotswap-inspect -p hotswap-guest -p hotswap-guest-macros -p xtask -p wasm-hotswap -p demo-app -p hotswap-registry -p hotswap-cli --features wasm-hotswap/watch
 
 echo "== wasm-pack test --headless --chrome (loader in a real browser)"
 log=$(mktemp)
@@ -19,7 +19,7 @@ for _ in $(seq 100); do grep -q LISTENING "$log" && break; sleep 0.1; done
 read -r _ url _ < <(grep LISTENING "$log") || { echo "fixture server did not start"; cat "$log"; exit 1; }
 export HOTSWAP_TEST_SERVER="$url"
 export WASM_BINDGEN_TEST_TIMEOUT=900
-wasm-pack test --headless --chrome --mode no-install loader
+wasm-pack test --headless --chrome --mode no-install loader -- --features watch
 
 echo "== Playwright (the pages in Chromium, the demo end to end against the real server)"
 node --test tests/page.test.mjs tests/demo.test.mjs

@@ -4,137 +4,88 @@
 use std::rc::Rc;
 
 use js_sys::{Function, Object, Promise, Reflect, Uint8Array};
-use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
+use crate::digest::StreamingHash;
 use crate::error::LoaderError;
-use crate::hash::StreamingHash;
-use crate::options::{watch_options_from_js, LoadOptions, ModuleSource};
+use crate::js::{js_input, FromJs, ToJs};
+use crate::options::{LoadOptions, ModuleSource};
 use crate::slot::{CallFailure, Slot};
-use crate::watch::Watcher;
+#[cfg(feature = "watch")]
+use crate::watch::{self, Watcher};
+
+js_input! {
+    /// `rollback()` options.
+    pub struct RollbackOptions as "RollbackOptions" {
+        /// Accept restoring the state saved at the swap if the current version cannot hand its state back.
+        allow_snapshot: bool as "allowSnapshot" = false,
+    }
+}
+
+#[cfg(not(feature = "watch"))]
+#[allow(dead_code)]
+const EVENT_UNION: &str = "/** Every event a slot emits. */\nexport type HotSwapEvent = HotSwapLoaderEvent;\n";
+#[cfg(feature = "watch")]
+#[allow(dead_code)]
+const EVENT_UNION: &str = "/** Every event a slot emits. */\nexport type HotSwapEvent = HotSwapLoaderEvent | HotSwapWatchEvent;\n";
 
 #[wasm_bindgen(typescript_custom_section)]
-const TS_TYPES: &'static str = r#"
-/** Where a module comes from, and the SHA-256 (64 hex digits) its bytes must have. */
-export type ModuleSource =
-  | { url: string; sha256: string }
-  | { bytes: Uint8Array; sha256: string }
-  | { response: Response; sha256: string };
+const TS_TYPES: &'static str = const_format::concatcp!(
+    ModuleSource::TS_DECL,
+    crate::options::Limits::TS_DECL,
+    LoadOptions::TS_DECL,
+    RollbackOptions::TS_DECL,
+    crate::version::VersionInfo::TS_DECL,
+    crate::events::RollbackReason::TS_DECL,
+    crate::events::StateSource::TS_DECL,
+    crate::events::Event::TS_DECL,
+    EVENT_UNION,
+    crate::error::TS_DECL,
+    "/** Every rejection and throw of the loader: `code` says what happened, the other members its details. */\n",
+    "export type HotSwapError = { [C in HotSwapErrorCode]: Error & { readonly name: \"HotSwapError\"; readonly code: C } & Readonly<HotSwapErrorDetails[C]> }[HotSwapErrorCode];\n",
+);
 
-/** Caps enforced with typed errors. */
-export interface Limits {
-  /** Largest module, in bytes (default 32 MiB). Downloads are aborted when exceeded. */
-  maxModuleBytes?: number;
-  /** Largest state carried through a swap, in bytes (default 256 MiB). */
-  maxStateBytes?: number;
-  /** Most initial memory a module may declare, in 64 KiB pages (default 16384). */
-  maxMemoryPages?: number;
-}
-
-export interface LoadOptions {
-  limits?: Limits;
-  /** A new version is on probation for this many calls; a trap rolls it back (default 16, 0 = off). */
-  autoRollbackCalls?: number;
-  /** User exports every version must have. */
-  requiredExports?: string[];
-  /** Functions guests may import from the `app` namespace. */
-  imports?: { app: Record<string, (...args: any[]) => any> };
-  /** Receives every event, from the first fetch on. */
-  onEvent?: (event: HotSwapEvent) => void;
-}
-
-export interface VersionInfo {
-  name: string;
-  version: string;
-  abi: string;
-  stateSchema: number;
-  migratesFrom: number[];
-  migratesTo: number[];
-  sha256: string;
-  exports: string[];
-}
-
-export interface HotSwapEvent {
-  type: "fetch" | "compile" | "verify" | "validate" | "instantiate" | "commit" | "rollback" | "error" | "probation-passed" | "log"
-    | "manifest" | "update-skipped" | "fallback";
-  version?: string;
-  durationMs?: number;
-  bytes?: number;
-  guestSaveMs?: number;
-  guestLoadMs?: number;
-  schema?: number;
-  fromVersion?: string;
-  reason?: "manual" | "trap" | "major" | "no-migration" | "failed-here";
-  manifestVersion?: number;
-  retryMs?: number;
-  stateSource?: "carried" | "snapshot";
-  code?: string;
-  message?: string;
-  level?: number;
-}
-
-/** Every rejection and throw of the loader. `code` is stable; see README "Error codes". */
-export interface HotSwapError extends Error {
-  name: "HotSwapError";
-  code: string;
-  [detail: string]: unknown;
-}
-
-/** `HotSwap.watch` options: the registry's trust settings, plus every `LoadOptions` key. */
-export interface WatchOptions extends LoadOptions {
-  /** The guest to follow (its name in the manifest). */
-  guest: string;
-  /** Pinned Ed25519 public keys, 64 hex digits each (`hotswap keygen` writes them). */
-  keys: string[];
-  /** How many distinct pinned keys must have signed the manifest (default 1). */
-  threshold?: number;
-  /** Major releases: swap when the state migrates (default), or never automatically. */
-  majorUpdates?: "with-migration" | "never";
-  /** Poll interval while no push channel is open, in ms (default 30000; 10x that while one is). */
-  pollIntervalMs?: number;
-  /** Longest wait after repeated errors, in ms (default 300000); waits double from pollIntervalMs. */
-  maxBackoffMs?: number;
-  /** A Server-Sent Events URL: any message means "check the manifest now". */
-  push?: string;
-  /** The guest to run when the registry cannot be reached or trusted. */
-  fallback?: ModuleSource;
-  /** Largest manifest accepted, in bytes (default 1 MiB). */
-  maxManifestBytes?: number;
-}
-
-/** The outcome of one registry check. */
-export interface UpdateCheck {
-  manifestVersion: number;
-  listed: string;
-  running: string;
-  action: "up-to-date" | "swapped" | "skipped";
-  reason?: "major" | "no-migration" | "failed-here";
-}
-
-/** The last verified manifest, as far as this guest is concerned. */
-export interface RegistryView {
-  manifestUrl: string;
-  manifestVersion?: number;
-  expires?: number;
-  current?: string;
-  versions: { version: string; sha256: string; size: number; stateSchema: number }[];
-  usingFallback: boolean;
-  pushOpen: boolean;
-}
-
-export interface RollbackOptions {
-  /** Accept restoring the state saved at the swap if the current version cannot hand its state back. */
-  allowSnapshot?: boolean;
-}
-"#;
+#[cfg(feature = "watch")]
+#[wasm_bindgen(typescript_custom_section)]
+const TS_WATCH_TYPES: &'static str = const_format::concatcp!(
+    watch::policy::MajorUpdates::TS_DECL,
+    watch::policy::SkipReason::TS_DECL,
+    watch::options::WatchOptions::TS_DECL,
+    watch::events::WatchEvent::TS_DECL,
+    watch::events::CheckAction::TS_DECL,
+    watch::events::UpdateCheck::TS_DECL,
+    watch::events::ListedRelease::TS_DECL,
+    watch::events::RegistryView::TS_DECL,
+);
 
 /// A hot-swappable guest: a stable exports object whose functions always call the current
-/// version, and the operations that replace it.
+/// version, and the operations that replace it. Freeing it (`free()`, or garbage collection
+/// once neither it nor its exports object is referenced) disposes it.
 #[wasm_bindgen(js_name = HotSwap)]
+#[derive(Debug)]
 pub struct HotSwap {
     slot: Rc<Slot>,
+    #[cfg(feature = "watch")]
     watcher: Option<Rc<Watcher>>,
+}
+
+impl Drop for HotSwap {
+    fn drop(&mut self) {
+        self.dispose();
+    }
+}
+
+impl HotSwap {
+    /// The JS object for a new `HotSwap`, which its exports object keeps alive.
+    fn into_js(self) -> JsValue {
+        let slot = self.slot.clone();
+        let js = JsValue::from(self);
+        if let Some(owner) = js.dyn_ref::<Object>() {
+            slot.set_owner(owner);
+        }
+        js
+    }
 }
 
 #[wasm_bindgen(js_class = HotSwap)]
@@ -143,20 +94,26 @@ impl HotSwap {
     #[wasm_bindgen(unchecked_return_type = "Promise<HotSwap>")]
     pub fn load(
         #[wasm_bindgen(unchecked_param_type = "ModuleSource")] source: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "LoadOptions | undefined")] options: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "LoadOptions")] options: Option<JsValue>,
     ) -> Promise {
         console_error_panic_hook::set_once();
         future_to_promise(async move {
-            let source = ModuleSource::from_js(&source)?;
-            let options = LoadOptions::from_js(&options)?;
+            let source = ModuleSource::from_js(&source, "source")?;
+            let options = LoadOptions::from_js(&options.unwrap_or(JsValue::UNDEFINED))?;
             let slot = Slot::load(source, options).await?;
-            Ok(HotSwap { slot, watcher: None }.into())
+            let hot_swap = HotSwap {
+                slot,
+                #[cfg(feature = "watch")]
+                watcher: None,
+            };
+            Ok(hot_swap.into_js())
         })
     }
 
     /// Follow a signed registry: verify its manifest with the pinned keys, load the release
     /// it names as current (or `options.fallback` if the registry cannot be reached or
     /// trusted), then swap to new releases as they are published, within the policy.
+    #[cfg(feature = "watch")]
     #[wasm_bindgen(unchecked_return_type = "Promise<HotSwap>")]
     pub fn watch(
         #[wasm_bindgen(js_name = manifestUrl)] manifest_url: String,
@@ -164,34 +121,34 @@ impl HotSwap {
     ) -> Promise {
         console_error_panic_hook::set_once();
         future_to_promise(async move {
-            let (watch, load) = watch_options_from_js(&manifest_url, &options)?;
+            let (watch, load) = watch::options::WatchConfig::from_js(&manifest_url, &options)?;
             let slot = Slot::new(load)?;
             let watcher = Watcher::start(slot.clone(), watch).await?;
-            Ok(HotSwap { slot, watcher: Some(watcher) }.into())
+            Ok(HotSwap { slot, watcher: Some(watcher) }.into_js())
         })
     }
 
     /// Check the registry now (a watched slot), swapping if the policy allows.
+    #[cfg(feature = "watch")]
     #[wasm_bindgen(js_name = checkForUpdates, unchecked_return_type = "Promise<UpdateCheck>")]
     pub fn check_for_updates(&self) -> Promise {
         let watcher = self.watcher.clone();
         future_to_promise(async move {
-            let watcher = watcher.ok_or_else(not_watched)?;
-            to_js(&watcher.check().await?)
+            let watcher = watcher.ok_or(LoaderError::NotWatched {})?;
+            Ok(watcher.check().await?.to_js())
         })
     }
 
     /// The last verified manifest, for this guest (`undefined` unless watched).
+    #[cfg(feature = "watch")]
     #[wasm_bindgen(getter, unchecked_return_type = "RegistryView | undefined")]
-    pub fn registry(&self) -> Result<JsValue, JsValue> {
-        match &self.watcher {
-            Some(w) => to_js(&w.view()),
-            None => Ok(JsValue::UNDEFINED),
-        }
+    pub fn registry(&self) -> JsValue {
+        self.watcher.as_ref().map_or(JsValue::UNDEFINED, |w| w.view().to_js())
     }
 
     /// Stop following the registry; the running version stays.
     pub fn unwatch(&self) {
+        #[cfg(feature = "watch")]
         if let Some(w) = &self.watcher {
             w.stop();
         }
@@ -210,32 +167,29 @@ impl HotSwap {
     pub fn swap(&self, #[wasm_bindgen(unchecked_param_type = "ModuleSource")] source: JsValue) -> Promise {
         let slot = self.slot.clone();
         future_to_promise(async move {
-            let source = ModuleSource::from_js(&source)?;
-            to_js(&slot.swap(source).await?)
+            let source = ModuleSource::from_js(&source, "source")?;
+            Ok(slot.swap(source).await?.to_js())
         })
     }
 
     /// Return to the previous version, with the state carried back.
     #[wasm_bindgen(unchecked_return_type = "Promise<VersionInfo>")]
-    pub fn rollback(&self, #[wasm_bindgen(unchecked_param_type = "RollbackOptions | undefined")] options: JsValue) -> Promise {
+    pub fn rollback(&self, #[wasm_bindgen(unchecked_param_type = "RollbackOptions")] options: Option<JsValue>) -> Promise {
         let slot = self.slot.clone();
-        let allow_snapshot = Reflect::get(&options, &"allowSnapshot".into()).map(|v| v.is_truthy()).unwrap_or(false);
-        future_to_promise(async move { to_js(&slot.rollback(allow_snapshot).await?) })
+        let options = RollbackOptions::from_js(&options.unwrap_or(JsValue::UNDEFINED), "options");
+        future_to_promise(async move { Ok(slot.rollback(options?.allow_snapshot).await?.to_js()) })
     }
 
     /// The running version.
     #[wasm_bindgen(getter, unchecked_return_type = "VersionInfo")]
     pub fn current(&self) -> Result<JsValue, JsValue> {
-        to_js(&self.slot.current()?)
+        Ok(self.slot.current()?.to_js())
     }
 
     /// The version `rollback()` returns to, if any.
     #[wasm_bindgen(getter, unchecked_return_type = "VersionInfo | undefined")]
-    pub fn previous(&self) -> Result<JsValue, JsValue> {
-        match self.slot.previous() {
-            Some(info) => to_js(&info),
-            None => Ok(JsValue::UNDEFINED),
-        }
+    pub fn previous(&self) -> JsValue {
+        self.slot.previous().to_js()
     }
 
     /// Whether the newest version is still on probation (a trap would roll it back).
@@ -254,9 +208,7 @@ impl HotSwap {
     #[wasm_bindgen(js_name = callString)]
     pub fn call_string(&self, name: &str, input: &str) -> Result<String, JsValue> {
         let out = self.slot.call_bytes(name, input.as_bytes()).map_err(CallFailure::into_js)?;
-        String::from_utf8(out).map_err(|_| {
-            LoaderError::InvalidArgument(format!("export `{name}` returned bytes that are not UTF-8")).to_js()
-        })
+        String::from_utf8(out).map_err(|_| LoaderError::NotUtf8 { name: name.into() }.to_js())
     }
 
     /// The running guest's state and its schema: `{ schema, bytes }`.
@@ -271,15 +223,16 @@ impl HotSwap {
 
     /// Add an event listener; returns an id for `off`.
     pub fn on(&self, #[wasm_bindgen(unchecked_param_type = "(event: HotSwapEvent) => void")] listener: Function) -> u32 {
-        self.slot.emitter().add(listener)
+        self.slot.on(listener)
     }
 
     /// Remove an event listener.
     pub fn off(&self, id: u32) {
-        self.slot.emitter().remove(id)
+        self.slot.off(id)
     }
 
-    /// Drop every instance and listener. The exports object's functions throw afterwards.
+    /// Stop following the registry, drop every instance and listener. The exports object's
+    /// functions throw `DISPOSED` afterwards. Freeing the object (`free()`) does the same.
     pub fn dispose(&self) {
         self.unwatch();
         self.slot.dispose()
@@ -302,13 +255,4 @@ pub fn sha256(bytes: &Uint8Array) -> String {
         offset = end;
     }
     hasher.finish().to_hex()
-}
-
-fn not_watched() -> LoaderError {
-    LoaderError::InvalidArgument("this slot was loaded with HotSwap.load, not HotSwap.watch".into())
-}
-
-fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
-    let serializer = serde_wasm_bindgen::Serializer::new().serialize_maps_as_objects(true);
-    value.serialize(&serializer).map_err(|e| LoaderError::InvalidArgument(e.to_string()).to_js())
 }

@@ -1,11 +1,11 @@
-//! Stage 5 (commit): move the state from the running guest to the incoming one.
+//! Stage 4 (commit): move the state from the running guest to the incoming one and rebind.
 //!
 //! [`reserve`] runs before the pause: it measures the state, reserves that much (plus
 //! headroom) in the incoming guest and touches those pages, so the pause copies only into
-//! memory that is already mapped (a copy into fresh pages is ~15x slower). [`transfer`] is
-//! the pause itself: synchronous, no `await`, so no JS event can run between the old guest's
-//! save and the new guest's load. Any failure in it leaves the old guest untouched —
-//! `state_save` does not modify state — and still bound.
+//! memory that is already mapped (a copy into fresh pages is ~15x slower). [`commit`] is the
+//! pause itself, a synchronous function over a [`PreparedSwap`]: it cannot `await`, so no JS
+//! event can run between the old guest's save and the rebind. Any failure in it leaves the
+//! old guest untouched — `state_save` does not modify state — and still bound.
 //!
 //! The old guest's saved bytes double as the rollback snapshot. They are copied out only
 //! after the pause ([`Snapshot::settle`]): once the table is rebound nothing calls the old
@@ -18,15 +18,18 @@ use js_sys::Uint8Array;
 use crate::error::LoaderError;
 use crate::events::Clock;
 use crate::instance::GuestInstance;
+use crate::shim::{CallTable, PendingShims};
 
 /// A buffer reserved in the incoming guest before the pause.
-pub struct Reservation {
+#[derive(Debug)]
+pub(crate) struct Reservation {
     ptr: u32,
     len: u32,
 }
 
 /// The buffer the old guest saved its state into, still in its memory (owned by the host).
-pub struct SavedState {
+#[derive(Debug)]
+pub(crate) struct SavedState {
     ptr: u32,
     len: u32,
     schema: u32,
@@ -34,14 +37,65 @@ pub struct SavedState {
 
 impl SavedState {
     /// Give the buffer back to the guest that saved it.
-    pub fn release(self, from: &GuestInstance) {
+    pub(crate) fn release(self, from: &GuestInstance) {
         let _ = from.free(self.ptr, self.len);
     }
 }
 
+/// Everything a swap needs at the pause, prepared (asynchronously) before it.
+#[derive(Debug)]
+pub(crate) struct PreparedSwap {
+    /// The version running now.
+    pub running: Rc<GuestInstance>,
+    /// The new version, instantiated with its default state.
+    pub incoming: GuestInstance,
+    /// The schema the state travels in.
+    pub schema: u32,
+    /// Room for the state in `incoming`, its pages touched.
+    pub reservation: Reservation,
+    /// Shims for exports `incoming` adds.
+    pub shims: PendingShims,
+    /// A fresh instance of the running version, for an automatic rollback.
+    pub standby: Option<GuestInstance>,
+    /// `limits.maxStateBytes`.
+    pub max_state: u64,
+}
+
+/// A swap that took effect.
+#[derive(Debug)]
+pub(crate) struct Committed {
+    /// The version replaced, no longer called.
+    pub replaced: Rc<GuestInstance>,
+    /// The version now bound.
+    pub current: Rc<GuestInstance>,
+    /// The state `replaced` saved, still in its memory: the rollback snapshot.
+    pub saved: SavedState,
+    /// The schema it travelled in.
+    pub schema: u32,
+    /// Timings.
+    pub report: TransferReport,
+    /// The whole pause, in milliseconds.
+    pub pause_ms: f64,
+    /// The rollback standby, if probation is on.
+    pub standby: Option<GuestInstance>,
+}
+
+/// The pause: save the running guest's state, copy it into the incoming guest, let that
+/// load it, rebind every export. Synchronous by its signature, so no JS event can run in
+/// between; on error nothing was rebound and the running guest's state is unchanged.
+pub(crate) fn commit(prepared: PreparedSwap, table: &mut CallTable) -> Result<Committed, LoaderError> {
+    let clock = Clock::start();
+    let PreparedSwap { running, incoming, schema, reservation, shims, standby, max_state } = prepared;
+    let (report, saved) = transfer(&running, &incoming, schema, Some(reservation), max_state)?;
+    table.adopt(shims);
+    table.bind(&incoming);
+    Ok(Committed { replaced: running, current: Rc::new(incoming), saved, schema, report, pause_ms: clock.elapsed(), standby })
+}
+
 /// The state of a replaced version as it was at the commit: what a rollback restores when
 /// the newer version cannot hand its state back.
-pub enum Snapshot {
+#[derive(Debug)]
+pub(crate) enum Snapshot {
     /// Still in the replaced instance's memory, which nothing calls any more.
     InPlace {
         /// The replaced instance.
@@ -61,10 +115,11 @@ pub enum Snapshot {
 impl Snapshot {
     /// Copy the state out of the replaced instance and let the instance go. If the bytes
     /// are in a schema that version cannot load (a downgrade), it saves again in its own.
-    pub fn settle(self) -> Result<Snapshot, LoaderError> {
+    pub(crate) fn settle(self) -> Result<Snapshot, LoaderError> {
         let Snapshot::InPlace { instance, saved } = self else { return Ok(self) };
-        let own = instance.interface.metadata.state_schema;
-        if instance.interface.metadata.can_load(saved.schema) {
+        let metadata = &instance.compiled.interface.metadata;
+        let own = metadata.state_schema;
+        if metadata.can_load(saved.schema) {
             let bytes = Uint8Array::from(instance.read(saved.ptr, saved.len)?.as_slice());
             let schema = saved.schema;
             saved.release(&instance);
@@ -80,7 +135,7 @@ impl Snapshot {
 
 /// Timings of one transfer.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct TransferReport {
+pub(crate) struct TransferReport {
     /// State bytes moved.
     pub bytes: u64,
     /// The guest's own `state_save` time.
@@ -89,12 +144,10 @@ pub struct TransferReport {
     pub load_ms: f64,
     /// Copying the state between memories.
     pub copy_ms: f64,
-    /// The whole transfer.
-    pub total_ms: f64,
 }
 
 /// Before the pause: reserve room for the state in `to`, and map its pages.
-pub fn reserve(from: &GuestInstance, to: &GuestInstance, schema: u32, max_state: u64) -> Result<Reservation, LoaderError> {
+pub(crate) fn reserve(from: &GuestInstance, to: &GuestInstance, schema: u32, max_state: u64) -> Result<Reservation, LoaderError> {
     let (ptr, len) = from.save(schema)?;
     from.free(ptr, len)?;
     check_state_size(len, max_state)?;
@@ -107,7 +160,7 @@ pub fn reserve(from: &GuestInstance, to: &GuestInstance, schema: u32, max_state:
 
 /// The pause: `from.save(schema)` → copy into `to` → `to.load(schema)`. On success the
 /// saved buffer stays in `from` for the caller to snapshot or release.
-pub fn transfer(
+pub(crate) fn transfer(
     from: &GuestInstance,
     to: &GuestInstance,
     schema: u32,
@@ -120,7 +173,7 @@ pub fn transfer(
     let saved = SavedState { ptr: src, len, schema };
     match copy_and_load(from, to, &saved, reservation, max_state, &clock) {
         Ok((copy_ms, load_ms)) => {
-            let report = TransferReport { bytes: u64::from(len), save_ms, load_ms, copy_ms, total_ms: clock.elapsed() };
+            let report = TransferReport { bytes: u64::from(len), save_ms, load_ms, copy_ms };
             Ok((report, saved))
         }
         Err(e) => {
@@ -159,7 +212,7 @@ fn copy_and_load(
 }
 
 /// Load a snapshot into `to`, a fresh instance of the version the snapshot was taken from.
-pub fn load_snapshot(to: &GuestInstance, snapshot: &Snapshot) -> Result<TransferReport, LoaderError> {
+pub(crate) fn load_snapshot(to: &GuestInstance, snapshot: &Snapshot) -> Result<TransferReport, LoaderError> {
     match snapshot {
         Snapshot::Copied { bytes, schema } => {
             let clock = Clock::start();
@@ -169,12 +222,15 @@ pub fn load_snapshot(to: &GuestInstance, snapshot: &Snapshot) -> Result<Transfer
             let loaded = to.load(ptr, len, *schema);
             let _ = to.free(ptr, len);
             loaded?;
-            let total_ms = clock.elapsed();
-            Ok(TransferReport { bytes: u64::from(len), load_ms: total_ms, total_ms, ..TransferReport::default() })
+            Ok(TransferReport { bytes: u64::from(len), load_ms: clock.elapsed(), ..TransferReport::default() })
         }
         Snapshot::InPlace { instance, saved } => {
             // Not settled yet: the frozen instance hands its state over like any transfer.
-            let schema = if to.interface.metadata.can_load(saved.schema) { saved.schema } else { instance.interface.metadata.state_schema };
+            let schema = if to.compiled.interface.metadata.can_load(saved.schema) {
+                saved.schema
+            } else {
+                instance.compiled.interface.metadata.state_schema
+            };
             let (report, again) = transfer(instance, to, schema, None, u64::MAX)?;
             again.release(instance);
             Ok(report)

@@ -1,29 +1,31 @@
-//! Events: one per pipeline phase with its duration, plus rollbacks, errors and guest logs.
+//! Events: one per pipeline phase with its duration, plus commits, rollbacks, errors and
+//! guest logs. Each kind is its own TypeScript interface (see [`crate::js::js_union`]).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use js_sys::Function;
-use serde::Serialize;
 use wasm_bindgen::JsValue;
 
+use crate::js::{js_enum, js_union, ToJs};
+
 /// A monotonic millisecond clock (`performance.now()`, or `Date.now()` where absent).
-#[derive(Clone, Copy)]
-pub struct Clock(f64);
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Clock(f64);
 
 impl Clock {
     /// Start timing now.
-    pub fn start() -> Self {
+    pub(crate) fn start() -> Self {
         Self(now())
     }
 
     /// Milliseconds since [`Clock::start`].
-    pub fn elapsed(&self) -> f64 {
+    pub(crate) fn elapsed(&self) -> f64 {
         now() - self.0
     }
 }
 
 /// The current time in milliseconds, sub-millisecond where the browser allows.
-pub fn now() -> f64 {
+pub(crate) fn now() -> f64 {
     thread_local! {
         static PERFORMANCE: Option<web_sys::Performance> = js_sys::Reflect::get(&js_sys::global(), &"performance".into())
             .ok()
@@ -32,93 +34,138 @@ pub fn now() -> f64 {
     PERFORMANCE.with(|p| p.as_ref().map(|p| p.now())).unwrap_or_else(js_sys::Date::now)
 }
 
-/// One event, delivered to listeners as a plain object.
-#[derive(Serialize, Clone, Debug)]
-#[serde(rename_all = "camelCase")]
-pub struct Event {
-    /// `fetch`, `compile`, `verify`, `validate`, `instantiate`, `commit`, `rollback`, `error`,
-    /// `probation-passed` or `log`; from a watcher also `manifest`, `update-skipped` and
-    /// `fallback`.
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    /// The guest version concerned.
-    pub version: Option<String>,
-    /// How long the phase took, in milliseconds.
-    pub duration_ms: Option<f64>,
-    /// Phase-specific details.
-    #[serde(flatten)]
-    pub detail: Detail,
-}
-
-/// Phase-specific fields of an [`Event`].
-#[derive(Serialize, Clone, Debug, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct Detail {
-    /// Bytes fetched, or state bytes transferred.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub bytes: Option<u64>,
-    /// The guest's own save time inside a commit.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub guest_save_ms: Option<f64>,
-    /// Copying the state between memories inside a commit.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub state_copy_ms: Option<f64>,
-    /// The guest's own load time inside a commit.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub guest_load_ms: Option<f64>,
-    /// Schema the state travelled in.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub schema: Option<u32>,
-    /// The version swapped or rolled back from.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub from_version: Option<String>,
-    /// Why a rollback happened (`manual`, `trap`), or why a watcher skipped an update
-    /// (`major`, `no-migration`, `failed-here`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<&'static str>,
-    /// Where a rollback's state came from: `carried` (down-migrated) or `snapshot`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub state_source: Option<&'static str>,
-    /// Error code, for `error` events.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub code: Option<&'static str>,
-    /// Human-readable message (errors, guest logs).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    /// Version of the signed manifest concerned.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub manifest_version: Option<u64>,
-    /// After a watcher's failed check: milliseconds until it tries again.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub retry_ms: Option<f64>,
-    /// Guest log level (0 error … 3 debug).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub level: Option<i32>,
-}
-
-impl Event {
-    /// An event with no details yet.
-    pub fn new(kind: &'static str, version: Option<&str>, duration_ms: Option<f64>) -> Self {
-        Self { kind, version: version.map(str::to_string), duration_ms, detail: Detail::default() }
+js_enum! {
+    /// Why a rollback happened.
+    pub(crate) enum RollbackReason as "RollbackReason" {
+        /// `rollback()` was called.
+        Manual = "manual",
+        /// The new version trapped during its probation.
+        Trap = "trap",
     }
+}
 
-    /// The same event with `detail`.
-    pub fn with(mut self, detail: Detail) -> Self {
-        self.detail = detail;
-        self
+js_enum! {
+    /// Where a rollback's state came from.
+    pub(crate) enum StateSource as "StateSource" {
+        /// Handed back by the version left (down-migrated if needed).
+        Carried = "carried",
+        /// The state saved when the version left was swapped in.
+        Snapshot = "snapshot",
+    }
+}
+
+js_union! {
+    /// Every event of a slot loaded with `HotSwap.load`, from the first fetch on.
+    pub(crate) enum Event as "HotSwapLoaderEvent" {
+        /// A module's bytes have all arrived, hashed as they streamed in.
+        Fetch "fetch" {
+            /// Milliseconds until the last byte arrived.
+            duration_ms: f64 as "durationMs",
+            /// Module size.
+            bytes: u64 as "bytes",
+        },
+        /// The module compiled (this overlaps the fetch).
+        Compile "compile" {
+            /// Milliseconds from the request until compilation finished.
+            duration_ms: f64 as "durationMs",
+        },
+        /// The digest was checked.
+        Verify "verify" {
+            /// Milliseconds spent finishing and comparing the digest.
+            duration_ms: f64 as "durationMs",
+        },
+        /// The module's interface passed every check.
+        Validate "validate" {
+            /// The incoming version.
+            version: String as "version",
+            /// Milliseconds.
+            duration_ms: f64 as "durationMs",
+        },
+        /// A version was instantiated.
+        Instantiate "instantiate" {
+            /// Its version.
+            version: String as "version",
+            /// Milliseconds.
+            duration_ms: f64 as "durationMs",
+        },
+        /// A new version took over: state transferred, exports rebound, in one synchronous pause.
+        Commit "commit" {
+            /// The new version.
+            version: String as "version",
+            /// The pause, in milliseconds.
+            duration_ms: f64 as "durationMs",
+            /// The version replaced.
+            from_version: String as "fromVersion",
+            /// State bytes transferred.
+            bytes: u64 as "bytes",
+            /// Schema the state travelled in.
+            schema: u32 as "schema",
+            /// The old guest's own `state_save` time inside the pause.
+            guest_save_ms: f64 as "guestSaveMs",
+            /// Copying the state between memories inside the pause.
+            state_copy_ms: f64 as "stateCopyMs",
+            /// The new guest's own `state_load` time inside the pause.
+            guest_load_ms: f64 as "guestLoadMs",
+        },
+        /// The previous version took over again.
+        Rollback "rollback" {
+            /// The version now running.
+            version: String as "version",
+            /// The pause, in milliseconds.
+            duration_ms: f64 as "durationMs",
+            /// The version left.
+            from_version: String as "fromVersion",
+            /// State bytes restored.
+            bytes: u64 as "bytes",
+            /// Why.
+            reason: RollbackReason as "reason",
+            /// Where the state came from.
+            state_source: StateSource as "stateSource",
+        },
+        /// A new version answered its first calls without trapping: no automatic rollback now.
+        ProbationPassed "probation-passed" {
+            /// The version.
+            version: String as "version",
+        },
+        /// An operation failed; the running version is unchanged.
+        Error "error" {
+            /// The running version (none before the first load).
+            version: Option<String> as "version",
+            /// The error's code.
+            code: String as "code",
+            /// The error's message.
+            message: String as "message",
+            /// For a failed registry check: milliseconds until the next attempt.
+            retry_ms: Option<f64> as "retryMs",
+        },
+        /// A message the guest logged.
+        Log "log" {
+            /// The guest's version.
+            version: String as "version",
+            /// 0 error, 1 warn, 2 info, 3 debug.
+            level: i32 as "level",
+            /// The message.
+            message: String as "message",
+        },
     }
 }
 
 /// Listeners of one slot.
 #[derive(Default)]
-pub struct Emitter {
+pub(crate) struct Emitter {
     listeners: RefCell<Vec<(u32, Function)>>,
-    next_id: std::cell::Cell<u32>,
+    next_id: Cell<u32>,
+}
+
+impl std::fmt::Debug for Emitter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emitter").field("listeners", &self.listeners.borrow().len()).finish()
+    }
 }
 
 impl Emitter {
     /// Add a listener; returns its id for [`Emitter::remove`].
-    pub fn add(&self, listener: Function) -> u32 {
+    pub(crate) fn add(&self, listener: Function) -> u32 {
         let id = self.next_id.get() + 1;
         self.next_id.set(id);
         self.listeners.borrow_mut().push((id, listener));
@@ -126,23 +173,22 @@ impl Emitter {
     }
 
     /// Remove a listener.
-    pub fn remove(&self, id: u32) {
+    pub(crate) fn remove(&self, id: u32) {
         self.listeners.borrow_mut().retain(|(i, _)| *i != id);
     }
 
     /// Remove every listener (so none keeps page objects alive after `dispose`).
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         self.listeners.borrow_mut().clear();
     }
 
     /// Deliver `event`. A listener that throws does not stop the others or the loader.
-    pub fn emit(&self, event: Event) {
+    pub(crate) fn emit(&self, event: &impl ToJs) {
         let snapshot: Vec<Function> = self.listeners.borrow().iter().map(|(_, f)| f.clone()).collect();
         if snapshot.is_empty() {
             return;
         }
-        let serializer = serde_wasm_bindgen::Serializer::new().serialize_maps_as_objects(true);
-        let Ok(value) = event.serialize(&serializer) else { return };
+        let value = event.to_js();
         for listener in snapshot {
             let _ = listener.call1(&JsValue::UNDEFINED, &value);
         }

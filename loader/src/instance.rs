@@ -1,4 +1,4 @@
-//! Stage 4 (instantiate): one running guest — its instance, its memory, its ABI exports —
+//! Stage 3 (instantiate): one running guest — its instance, its memory, its ABI exports —
 //! with every call and every `(ptr, len)` it returns checked. Nothing here panics: traps
 //! become [`LoaderError::GuestTrap`], bad buffers [`LoaderError::OutOfBounds`].
 
@@ -10,13 +10,15 @@ use js_sys::{Function, Object, Reflect, Uint8Array, WebAssembly};
 use wasm_bindgen::{closure::Closure, JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
-use crate::error::{is_trap, js_message, LoaderError};
-use crate::events::{Detail, Emitter, Event};
-use crate::validate::Interface;
+use crate::error::{is_trap, LoaderError};
+use crate::events::{Emitter, Event};
+use crate::js::js_message;
+use crate::options::AppImports;
+use crate::version::CompiledVersion;
 
 /// What the host imports of one instance share: its memory (known only after
 /// instantiation) and the last error the guest logged (reported with its traps).
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct HostState {
     memory: Option<WebAssembly::Memory>,
     last_error: Option<String>,
@@ -25,6 +27,7 @@ struct HostState {
 }
 
 /// The closures behind an instance's `hotswap` imports; freed with the instance.
+#[derive(Debug)]
 struct HostImports {
     _log: Closure<dyn FnMut(u32, u32, u32)>,
     _random_fill: Closure<dyn FnMut(u32, u32)>,
@@ -32,13 +35,10 @@ struct HostImports {
 }
 
 /// A running guest.
-pub struct GuestInstance {
-    /// The compiled module (kept for rollback after the instance is gone).
-    pub module: WebAssembly::Module,
-    /// Its interface.
-    pub interface: Rc<Interface>,
-    /// Its SHA-256, hex.
-    pub sha256: String,
+#[derive(Debug)]
+pub(crate) struct GuestInstance {
+    /// The version it runs (kept for rollback after the instance is gone).
+    pub compiled: CompiledVersion,
     instance: WebAssembly::Instance,
     memory: WebAssembly::Memory,
     alloc: Function,
@@ -51,55 +51,41 @@ pub struct GuestInstance {
 }
 
 /// An instantiation under way: started eagerly so it can overlap a download.
-pub struct PendingInstance {
+#[derive(Debug)]
+pub(crate) struct PendingInstance {
     instantiating: js_sys::Promise,
-    module: WebAssembly::Module,
-    interface: Rc<Interface>,
-    sha256: String,
+    compiled: CompiledVersion,
     host: Rc<RefCell<HostState>>,
     imports: HostImports,
 }
 
 impl GuestInstance {
-    /// Instantiate `module`: this runs its start function, if any.
-    pub async fn new(
-        module: WebAssembly::Module,
-        interface: Rc<Interface>,
-        sha256: String,
-        app_imports: &Object,
-        emitter: Rc<Emitter>,
-    ) -> Result<Self, LoaderError> {
-        Self::start(module, interface, sha256, app_imports, emitter)?.finish().await
+    /// Instantiate `compiled`: this runs its start function, if any.
+    pub(crate) async fn new(compiled: &CompiledVersion, app: &AppImports, emitter: Rc<Emitter>) -> Result<Self, LoaderError> {
+        Self::start(compiled, app, emitter)?.finish().await
     }
 
-    /// Start instantiating `module`; [`PendingInstance::finish`] waits for it.
-    pub fn start(
-        module: WebAssembly::Module,
-        interface: Rc<Interface>,
-        sha256: String,
-        app_imports: &Object,
-        emitter: Rc<Emitter>,
-    ) -> Result<PendingInstance, LoaderError> {
-        let version = interface.metadata.version.to_string();
-        let host = Rc::new(RefCell::new(HostState { version, emitter: Some(emitter), ..HostState::default() }));
-        let (import_object, imports) = import_object(&host, app_imports)?;
-        let instantiating = WebAssembly::instantiate_module(&module, &import_object);
+    /// Start instantiating `compiled`; [`PendingInstance::finish`] waits for it.
+    pub(crate) fn start(compiled: &CompiledVersion, app: &AppImports, emitter: Rc<Emitter>) -> Result<PendingInstance, LoaderError> {
+        let host = Rc::new(RefCell::new(HostState { version: compiled.version(), emitter: Some(emitter), ..HostState::default() }));
+        let (import_object, imports) = import_object(&host, &app.0)?;
+        let instantiating = WebAssembly::instantiate_module(&compiled.module, &import_object);
         // A pending instance can be abandoned (the swap failed first); its outcome then
         // goes unobserved and must not surface as an unhandled rejection.
-        crate::fetch::ignore_rejection(&instantiating);
-        Ok(PendingInstance { instantiating, module, interface, sha256, host, imports })
+        crate::net::ignore_rejection(&instantiating);
+        Ok(PendingInstance { instantiating, compiled: compiled.clone(), host, imports })
     }
 }
 
 impl PendingInstance {
     /// The instance, once instantiation has finished.
-    pub async fn finish(self) -> Result<GuestInstance, LoaderError> {
-        let Self { instantiating, module, interface, sha256, host, imports } = self;
+    pub(crate) async fn finish(self) -> Result<GuestInstance, LoaderError> {
+        let Self { instantiating, compiled, host, imports } = self;
         let instantiated = JsFuture::from(instantiating).await.map_err(|e| {
             if is_trap(&e) {
                 trap("start", &e, None)
             } else {
-                LoaderError::InstantiateFailed(js_message(&e))
+                LoaderError::InstantiateFailed { message: js_message(&e) }
             }
         })?;
         let instance: WebAssembly::Instance = instantiated.unchecked_into();
@@ -111,10 +97,8 @@ impl PendingInstance {
             free: get(&exports, exports::FREE.0)?.unchecked_into(),
             save: get(&exports, exports::STATE_SAVE.0)?.unchecked_into(),
             load: get(&exports, exports::STATE_LOAD.0)?.unchecked_into(),
-            dispose: interface.has_dispose.then(|| get(&exports, exports::DISPOSE.0)).transpose()?.map(JsCast::unchecked_into),
-            module,
-            interface,
-            sha256,
+            dispose: compiled.interface.has_dispose.then(|| get(&exports, exports::DISPOSE.0)).transpose()?.map(JsCast::unchecked_into),
+            compiled,
             instance,
             memory,
             host,
@@ -125,17 +109,17 @@ impl PendingInstance {
 
 impl GuestInstance {
     /// The guest's version.
-    pub fn version(&self) -> String {
-        self.interface.metadata.version.to_string()
+    pub(crate) fn version(&self) -> String {
+        self.compiled.version()
     }
 
     /// The exported function `name`, if the module has it.
-    pub fn export(&self, name: &str) -> Option<Function> {
+    pub(crate) fn export(&self, name: &str) -> Option<Function> {
         Reflect::get(&self.instance.exports(), &name.into()).ok()?.dyn_into().ok()
     }
 
     /// `hotswap_alloc(len)`.
-    pub fn alloc(&self, len: u32) -> Result<u32, LoaderError> {
+    pub(crate) fn alloc(&self, len: u32) -> Result<u32, LoaderError> {
         let ptr = self.call(&self.alloc, "alloc", &[len.into()])?;
         let ptr = as_u32(&ptr);
         if ptr == 0 && len > 0 {
@@ -146,12 +130,12 @@ impl GuestInstance {
     }
 
     /// `hotswap_free(ptr, len)`; a trap here is reported but changes nothing we rely on.
-    pub fn free(&self, ptr: u32, len: u32) -> Result<(), LoaderError> {
+    pub(crate) fn free(&self, ptr: u32, len: u32) -> Result<(), LoaderError> {
         self.call(&self.free, "free", &[ptr.into(), len.into()]).map(drop)
     }
 
     /// `hotswap_state_save(schema)`: the state's location, bounds-checked.
-    pub fn save(&self, schema: u32) -> Result<(u32, u32), LoaderError> {
+    pub(crate) fn save(&self, schema: u32) -> Result<(u32, u32), LoaderError> {
         let packed = self.call(&self.save, "save", &[schema.into()])?;
         let (ptr, len) = unpack(u64::try_from(packed).map_err(|_| LoaderError::GuestTrap {
             phase: "save".into(),
@@ -163,7 +147,7 @@ impl GuestInstance {
     }
 
     /// `hotswap_state_load(ptr, len, schema)`.
-    pub fn load(&self, ptr: u32, len: u32, schema: u32) -> Result<(), LoaderError> {
+    pub(crate) fn load(&self, ptr: u32, len: u32, schema: u32) -> Result<(), LoaderError> {
         let code = self.call(&self.load, "load", &[ptr.into(), len.into(), schema.into()])?;
         match code.as_f64().map(|c| c as i32) {
             Some(status::OK) => Ok(()),
@@ -175,7 +159,7 @@ impl GuestInstance {
     }
 
     /// `hotswap_dispose()`, if exported. Called once this version is no longer bound.
-    pub fn dispose(&self) -> Result<(), LoaderError> {
+    pub(crate) fn dispose(&self) -> Result<(), LoaderError> {
         match &self.dispose {
             Some(f) => self.call(f, "dispose", &[]).map(drop),
             None => Ok(()),
@@ -184,17 +168,17 @@ impl GuestInstance {
 
     /// A fresh view of the whole memory. Views detach when memory grows, so never keep
     /// one across a guest call.
-    pub fn view(&self) -> Uint8Array {
+    pub(crate) fn view(&self) -> Uint8Array {
         Uint8Array::new(&self.memory.buffer())
     }
 
     /// Current memory size in bytes.
-    pub fn memory_bytes(&self) -> u64 {
+    pub(crate) fn memory_bytes(&self) -> u64 {
         u64::from(self.view().byte_length())
     }
 
     /// Copy `(ptr, len)` out of guest memory.
-    pub fn read(&self, ptr: u32, len: u32) -> Result<Vec<u8>, LoaderError> {
+    pub(crate) fn read(&self, ptr: u32, len: u32) -> Result<Vec<u8>, LoaderError> {
         self.check_bounds("read", ptr, len)?;
         let mut out = vec![0; len as usize];
         self.view().subarray(ptr, ptr + len).copy_to(&mut out);
@@ -202,7 +186,7 @@ impl GuestInstance {
     }
 
     /// Allocate a guest buffer holding `bytes`.
-    pub fn write_new(&self, bytes: &[u8]) -> Result<u32, LoaderError> {
+    pub(crate) fn write_new(&self, bytes: &[u8]) -> Result<u32, LoaderError> {
         let len = bytes.len() as u32;
         let ptr = self.alloc(len)?;
         self.view().subarray(ptr, ptr + len).copy_from(bytes);
@@ -210,7 +194,7 @@ impl GuestInstance {
     }
 
     /// Fail unless `(ptr, len)` lies inside memory.
-    pub fn check_bounds(&self, phase: &str, ptr: u32, len: u32) -> Result<(), LoaderError> {
+    pub(crate) fn check_bounds(&self, phase: &str, ptr: u32, len: u32) -> Result<(), LoaderError> {
         let memory_bytes = self.memory_bytes();
         if u64::from(ptr) + u64::from(len) > memory_bytes {
             return Err(LoaderError::OutOfBounds { phase: phase.into(), ptr, len, memory_bytes });
@@ -220,13 +204,13 @@ impl GuestInstance {
 
     /// Call a guest function; a trap becomes [`LoaderError::GuestTrap`] with the guest's
     /// last logged error (a Rust guest logs its panic message just before trapping).
-    pub fn call(&self, f: &Function, phase: &str, args: &[JsValue]) -> Result<JsValue, LoaderError> {
+    pub(crate) fn call(&self, f: &Function, phase: &str, args: &[JsValue]) -> Result<JsValue, LoaderError> {
         let args: js_sys::Array = args.iter().collect();
         Reflect::apply(f, &JsValue::UNDEFINED, &args).map_err(|e| self.trap_error(phase, &e))
     }
 
     /// Convert what a guest call threw.
-    pub fn trap_error(&self, phase: &str, thrown: &JsValue) -> LoaderError {
+    pub(crate) fn trap_error(&self, phase: &str, thrown: &JsValue) -> LoaderError {
         let last = self.host.borrow_mut().last_error.take();
         trap(phase, thrown, last)
     }
@@ -248,7 +232,7 @@ fn as_u32(value: &JsValue) -> u32 {
 fn get(exports: &Object, name: &str) -> Result<JsValue, LoaderError> {
     match Reflect::get(exports, &name.into()) {
         Ok(v) if !v.is_undefined() => Ok(v),
-        _ => Err(LoaderError::MissingExport { name: name.into() }),
+        _ => Err(hotswap_inspect::InspectError::MissingExport { name: name.into() }.into()),
     }
 }
 
@@ -268,7 +252,7 @@ fn import_object(host_state: &Rc<RefCell<HostState>>, app: &Object) -> Result<(O
     set(host::LOG.0, log.as_ref())
         .and_then(|_| set(host::RANDOM_FILL.0, random_fill.as_ref()))
         .and_then(|_| set(host::NOW_MS.0, now_ms.as_ref()))
-        .map_err(|e| LoaderError::InvalidArgument(js_message(&e)))?;
+        .map_err(|e| LoaderError::internal("building the import object", &e))?;
     let imports = Object::new();
     let _ = Reflect::set(&imports, &HOST_MODULE.into(), &ns);
     let _ = Reflect::set(&imports, &hotswap_abi::APP_MODULE.into(), app);
@@ -294,11 +278,7 @@ fn host_log(state: &Rc<RefCell<HostState>>, level: i32, ptr: u32, len: u32) {
     // re-enter the slot, and it would lengthen a commit's pause).
     if let Some(emitter) = emitter {
         wasm_bindgen_futures::spawn_local(async move {
-            emitter.emit(Event::new("log", Some(&version), None).with(Detail {
-                level: Some(level),
-                message: Some(message),
-                ..Detail::default()
-            }));
+            emitter.emit(&Event::Log { version, level, message });
         });
     }
 }

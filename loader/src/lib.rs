@@ -13,28 +13,48 @@
 //! counter.callString("describe", "");        // bytes/strings in and out, no pointers
 //! ```
 //!
-//! The pipeline, one module per stage: [`fetch`] (stream, tee, compile) → [`hash`]
-//! (verify) → [`validate`] → [`instance`] (instantiate) → [`commit`] (the synchronous
-//! state transfer) → rollback (in [`slot`]); [`shim`] is the stable exports object and
-//! [`api`] the JS facade. A watched slot adds [`trust`] (the signed manifest), [`policy`]
-//! (which releases to take) and [`watch`] (push, polling, fallback) in front. The guest ABI
-//! is in the `hotswap-abi` crate and `docs/ABI.md`.
-#![deny(missing_docs)]
+//! The pipeline, one module per stage, each depending only on the stages before it and on
+//! the shared types: [`fetch`] (stage 1: stream, tee, compile, hash, inspect) →
+//! [`validate`] (2) → [`instance`] (3) → [`commit`] (4: the synchronous pause) →
+//! [`rollback`] (5). [`shim`] is the stable exports object, [`probation`] the first calls
+//! of a new version, [`slot`] the orchestration and [`api`] the JS facade. With the `watch`
+//! feature, [`watch`] adds a signed registry in front (trust → policy → watcher). Shared
+//! types: [`error`], [`js`] (the JS boundary and its TypeScript), [`events`], [`digest`],
+//! [`options`], [`version`], [`net`], [`queue`]. `docs/ARCHITECTURE.md` draws the graph;
+//! the guest ABI is the `hotswap-abi` crate and `docs/ABI.md`.
+//!
+//! The Rust API is the plain core the facade wraps: [`Slot`], [`ModuleSource`],
+//! [`LoadOptions`], [`VersionInfo`], [`LoaderError`].
+#![deny(missing_docs, missing_debug_implementations)]
 
-pub mod api;
-pub mod commit;
-pub mod error;
-pub mod events;
-pub mod fetch;
-pub mod hash;
-pub mod instance;
-pub mod options;
-pub mod policy;
-pub mod queue;
-pub mod shim;
-pub mod slot;
-pub mod trust;
-pub mod validate;
-pub mod watch;
+// Shared types.
+mod digest;
+mod error;
+mod events;
+mod js;
+mod net;
+mod options;
+mod queue;
+mod version;
 
+// The pipeline.
+mod commit;
+mod fetch;
+mod instance;
+mod probation;
+mod rollback;
+mod shim;
+mod validate;
+
+// Orchestration, registry, facade.
+mod api;
+mod slot;
+#[cfg(feature = "watch")]
+mod watch;
+
+pub use api::{sha256, HotSwap};
+pub use digest::Digest;
 pub use error::LoaderError;
+pub use options::{Limits, LoadOptions, ModuleSource, Origin};
+pub use slot::{CallFailure, Slot};
+pub use version::VersionInfo;

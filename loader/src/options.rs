@@ -1,18 +1,14 @@
 //! What the app passes in: module sources and load options, read from plain JS objects.
 
-use js_sys::{Function, Object, Reflect, Uint8Array};
-use serde::Deserialize;
+use js_sys::{Function, Object, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
 
-use hotswap_registry::PinnedKey;
-
+use crate::digest::Digest;
 use crate::error::LoaderError;
-use crate::hash::Digest;
-use crate::policy::MajorUpdates;
-use crate::trust::Trust;
-use crate::watch::WatchOptions;
+use crate::js::{check_keys, get, invalid, js_input, FromJs, JsType};
 
 /// Where a module comes from, with the SHA-256 it must have.
+#[derive(Clone, Debug)]
 pub struct ModuleSource {
     /// The bytes.
     pub origin: Origin,
@@ -23,6 +19,7 @@ pub struct ModuleSource {
 }
 
 /// The three ways to hand over a module.
+#[derive(Clone, Debug)]
 pub enum Origin {
     /// Fetched by the loader (which can then abort the download at the byte cap).
     Url(String),
@@ -32,281 +29,143 @@ pub enum Origin {
     Response(web_sys::Response),
 }
 
-impl Origin {
-    /// A short description for errors and events.
-    pub fn describe(&self) -> String {
-        match self {
-            Self::Url(url) => url.clone(),
-            Self::Bytes(b) => format!("<{} bytes>", b.length()),
-            Self::Response(r) => r.url(),
-        }
+impl ModuleSource {
+    /// A source the loader fetches from `url`.
+    pub fn url(url: impl Into<String>, sha256: Digest) -> Self {
+        Self { origin: Origin::Url(url.into()), sha256, listed_size: None }
     }
+
+    /// The TypeScript of a source.
+    #[allow(dead_code)]
+    pub(crate) const TS_DECL: &'static str = "\
+/** Where a module comes from, and the SHA-256 (64 hex digits) its bytes must have. */
+export type ModuleSource =
+  | { url: string; sha256: string }
+  | { bytes: Uint8Array; sha256: string }
+  | { response: Response; sha256: string };
+";
 }
 
-impl ModuleSource {
+impl JsType for ModuleSource {
+    const TS: &'static str = "ModuleSource";
+}
+
+impl FromJs for ModuleSource {
     /// Read `{ url | bytes | response, sha256 }`.
-    pub fn from_js(value: &JsValue) -> Result<Self, LoaderError> {
-        if !value.is_object() {
-            return Err(invalid("a module source must be an object { url | bytes | response, sha256 }"));
+    fn from_js(value: &JsValue, path: &str) -> Result<Self, LoaderError> {
+        check_keys(value, path, &["url", "bytes", "response", "sha256"], &[])?;
+        let sha256 = String::from_js(&get(value, "sha256"), &format!("{path}.sha256"))?;
+        let sha256 = Digest::from_hex(&sha256).ok_or_else(|| invalid(&format!("{path}.sha256"), "64 hex digits"))?;
+        let given = ["url", "bytes", "response"].iter().filter(|k| !get(value, k).is_undefined()).count();
+        if given != 1 {
+            return Err(invalid(path, "exactly one of `url` (string), `bytes` (Uint8Array) or `response` (Response)"));
         }
-        let sha256 = get(value, "sha256")?
-            .as_string()
-            .ok_or_else(|| invalid("source.sha256 must be a string of 64 hex digits"))?;
-        let sha256 = Digest::from_hex(&sha256)
-            .ok_or_else(|| invalid(&format!("source.sha256 must be 64 hex digits, found {sha256:?}")))?;
-        let origin = if let Some(url) = get(value, "url")?.as_string() {
+        let origin = if let Some(url) = get(value, "url").as_string() {
             Origin::Url(url)
-        } else if let Ok(bytes) = get(value, "bytes")?.dyn_into::<Uint8Array>() {
+        } else if let Ok(bytes) = get(value, "bytes").dyn_into::<Uint8Array>() {
             Origin::Bytes(bytes)
-        } else if let Ok(response) = get(value, "response")?.dyn_into::<web_sys::Response>() {
+        } else if let Ok(response) = get(value, "response").dyn_into::<web_sys::Response>() {
             Origin::Response(response)
         } else {
-            return Err(invalid("source needs `url` (string), `bytes` (Uint8Array) or `response` (Response)"));
+            return Err(invalid(path, "`url` as a string, `bytes` as a Uint8Array or `response` as a Response"));
         };
         Ok(Self { origin, sha256, listed_size: None })
     }
 }
 
-/// Caps that keep a hostile or broken module from exhausting the page.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
-pub struct Limits {
-    /// Largest module accepted, in bytes. Default 32 MiB.
-    pub max_module_bytes: u64,
-    /// Largest state carried through a swap, in bytes. Default 256 MiB.
-    pub max_state_bytes: u64,
-    /// Most initial memory a module may declare, in 64 KiB pages. Default 16384 (1 GiB).
-    pub max_memory_pages: u64,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self { max_module_bytes: 32 << 20, max_state_bytes: 256 << 20, max_memory_pages: 16384 }
+js_input! {
+    /// Caps that keep a hostile or broken module from exhausting the page.
+    pub struct Limits as "Limits" {
+        /// Largest module, in bytes (default 32 MiB). A download is aborted as soon as it passes the cap.
+        max_module_bytes: u64 as "maxModuleBytes" = 32 << 20,
+        /// Largest state carried through a swap, in bytes (default 256 MiB).
+        max_state_bytes: u64 as "maxStateBytes" = 256 << 20,
+        /// Most initial memory a module may declare, in 64 KiB pages (default 16384, 1 GiB).
+        max_memory_pages: u64 as "maxMemoryPages" = 16384,
     }
 }
 
-/// The serde-readable part of the options object.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
-struct PlainOptions {
-    limits: Limits,
-    auto_rollback_calls: u32,
-    required_exports: Vec<String>,
-    // Functions are read with Reflect below; these fields only let them through the
-    // unknown-field check.
-    imports: Option<serde::de::IgnoredAny>,
-    on_event: Option<serde::de::IgnoredAny>,
-}
-
-impl Default for PlainOptions {
-    fn default() -> Self {
-        Self {
-            limits: Limits::default(),
-            auto_rollback_calls: 16,
-            required_exports: Vec::new(),
-            imports: None,
-            on_event: None,
-        }
-    }
-}
-
-/// Options of `HotSwap.load`, fixed for the slot's lifetime.
+/// `imports: { app: { name: function, … } }`: the functions guests may import from `app`
+/// (the `hotswap` namespace is the loader's).
 #[derive(Clone, Debug)]
-pub struct LoadOptions {
-    /// Size caps.
-    pub limits: Limits,
-    /// A new version is on probation for this many calls: a trap rolls it back (0: off).
-    pub auto_rollback_calls: u32,
-    /// User exports every version must have (callers rely on them).
-    pub required_exports: Vec<String>,
-    /// Functions offered to guests in the `app` import namespace.
-    pub app_imports: Object,
-    /// Listener registered before the first event.
-    pub on_event: Option<Function>,
-}
+pub(crate) struct AppImports(pub Object);
 
-impl Default for LoadOptions {
+impl Default for AppImports {
     fn default() -> Self {
-        let plain = PlainOptions::default();
-        Self {
-            limits: plain.limits,
-            auto_rollback_calls: plain.auto_rollback_calls,
-            required_exports: plain.required_exports,
-            app_imports: Object::new(),
-            on_event: None,
-        }
+        Self(Object::new())
     }
 }
 
-/// The keys of `LoadOptions`.
-const LOAD_KEYS: [&str; 5] = ["limits", "autoRollbackCalls", "requiredExports", "imports", "onEvent"];
+impl AppImports {
+    /// The names of the functions offered.
+    pub(crate) fn names(&self) -> Vec<String> {
+        Object::keys(&self.0).iter().filter_map(|k| k.as_string()).collect()
+    }
+}
 
-/// The keys `HotSwap.watch` takes besides those of `LoadOptions`.
-const WATCH_KEYS: [&str; 9] =
-    ["guest", "keys", "threshold", "majorUpdates", "pollIntervalMs", "maxBackoffMs", "push", "fallback", "maxManifestBytes"];
+impl JsType for AppImports {
+    const TS: &'static str = "{ app: Record<string, (...args: any[]) => any> }";
+}
+
+impl FromJs for AppImports {
+    fn from_js(value: &JsValue, path: &str) -> Result<Self, LoaderError> {
+        check_keys(value, path, &[hotswap_abi::APP_MODULE], &[])?;
+        let path = format!("{path}.{}", hotswap_abi::APP_MODULE);
+        let app: Object = get(value, hotswap_abi::APP_MODULE).dyn_into().map_err(|_| invalid(&path, "an object of functions"))?;
+        for name in Object::keys(&app).iter().filter_map(|k| k.as_string()) {
+            if !get(&app, &name).is_function() {
+                return Err(invalid(&format!("{path}.{name}"), "a function"));
+            }
+        }
+        Ok(Self(app))
+    }
+}
+
+/// A listener for every event.
+#[derive(Clone, Debug)]
+pub(crate) struct Listener(pub Function);
+
+impl JsType for Listener {
+    const TS: &'static str = "(event: HotSwapEvent) => void";
+}
+
+impl FromJs for Listener {
+    fn from_js(value: &JsValue, path: &str) -> Result<Self, LoaderError> {
+        value.dyn_ref::<Function>().map(|f| Self(f.clone())).ok_or_else(|| invalid(path, "a function"))
+    }
+}
+
+js_input! {
+    /// Options of `HotSwap.load`, fixed for the slot's lifetime.
+    pub struct LoadOptions as "LoadOptions" {
+        /// Caps enforced with typed errors.
+        limits: Limits as "limits" = Limits::default(),
+        /// A new version is on probation for this many calls; a trap rolls it back (default 16, 0 = off).
+        auto_rollback_calls: u32 as "autoRollbackCalls" = 16,
+        /// User exports every version must have (MISSING_EXPORT otherwise).
+        required_exports: Vec<String> as "requiredExports" = Vec::new(),
+        /// Functions guests may import from the `app` namespace.
+        app_imports: AppImports as "imports" = AppImports::default(),
+        /// Receives every event, from the first fetch on.
+        on_event: Option<Listener> as "onEvent",
+    }
+}
 
 impl LoadOptions {
     /// Read the options object (`undefined` gives the defaults).
     pub fn from_js(value: &JsValue) -> Result<Self, LoaderError> {
-        if value.is_undefined() || value.is_null() {
-            return Ok(Self::default());
-        }
-        // serde-wasm-bindgen looks struct fields up by name and never sees extra keys, so
-        // `deny_unknown_fields` alone would let a typo like `limitz` pass silently.
-        reject_unknown_keys(value, "options", &LOAD_KEYS)?;
-        Self::read(value)
+        <Self as FromJs>::from_js(value, "options")
     }
 
-    /// Read the load options out of an options object whose keys were checked.
-    fn read(value: &JsValue) -> Result<Self, LoaderError> {
-        let limits = get(value, "limits")?;
-        if !limits.is_undefined() {
-            reject_unknown_keys(&limits, "options.limits", &["maxModuleBytes", "maxStateBytes", "maxMemoryPages"])?;
-        }
-        let plain: PlainOptions =
-            serde_wasm_bindgen::from_value(value.clone()).map_err(|e| invalid(&format!("options: {e}")))?;
-        let app_imports = match get(value, "imports")? {
-            v if v.is_undefined() => Object::new(),
-            v => app_namespace(&v)?,
-        };
-        let on_event = match get(value, "onEvent")? {
-            v if v.is_undefined() => None,
-            v => Some(v.dyn_into::<Function>().map_err(|_| invalid("options.onEvent must be a function"))?),
-        };
-        Ok(Self {
-            limits: plain.limits,
-            auto_rollback_calls: plain.auto_rollback_calls,
-            required_exports: plain.required_exports,
-            app_imports,
-            on_event,
-        })
+    /// On probation for this many calls (0 = off).
+    pub fn auto_rollback_calls(mut self, calls: u32) -> Self {
+        self.auto_rollback_calls = calls;
+        self
     }
-}
 
-/// The serde-readable part of `HotSwap.watch`'s options.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-struct PlainWatchOptions {
-    guest: String,
-    keys: Vec<String>,
-    threshold: usize,
-    major_updates: String,
-    poll_interval_ms: f64,
-    max_backoff_ms: f64,
-    push: Option<String>,
-    max_manifest_bytes: u64,
-}
-
-impl Default for PlainWatchOptions {
-    fn default() -> Self {
-        Self {
-            guest: String::new(),
-            keys: Vec::new(),
-            threshold: 1,
-            major_updates: "with-migration".into(),
-            poll_interval_ms: 30_000.0,
-            max_backoff_ms: 300_000.0,
-            push: None,
-            max_manifest_bytes: 1 << 20,
-        }
+    /// With these caps.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
-}
-
-/// Read `HotSwap.watch(manifestUrl, options)`: the watch options, and the load options for
-/// the slot. Relative URLs resolve against the page.
-pub fn watch_options_from_js(manifest_url: &str, value: &JsValue) -> Result<(WatchOptions, LoadOptions), LoaderError> {
-    let allowed: Vec<&str> = LOAD_KEYS.iter().chain(WATCH_KEYS.iter()).copied().collect();
-    reject_unknown_keys(value, "options", &allowed)?;
-    let plain: PlainWatchOptions =
-        serde_wasm_bindgen::from_value(value.clone()).map_err(|e| invalid(&format!("options: {e}")))?;
-    if plain.guest.is_empty() {
-        return Err(invalid("options.guest: the name of the guest to follow is required"));
-    }
-    if plain.keys.is_empty() {
-        return Err(invalid("options.keys: pin at least one Ed25519 public key (64 hex digits)"));
-    }
-    let keys = plain.keys.iter().map(|k| pinned_key(k)).collect::<Result<Vec<_>, _>>()?;
-    if plain.threshold == 0 || plain.threshold > keys.len() {
-        return Err(invalid(&format!("options.threshold must be 1..={} (the number of pinned keys)", keys.len())));
-    }
-    let major = match plain.major_updates.as_str() {
-        "with-migration" => MajorUpdates::WithMigration,
-        "never" => MajorUpdates::Never,
-        other => return Err(invalid(&format!("options.majorUpdates must be \"with-migration\" or \"never\", found {other:?}"))),
-    };
-    if !(plain.poll_interval_ms >= 10.0 && plain.max_backoff_ms >= 0.0) {
-        return Err(invalid("options.pollIntervalMs must be at least 10, maxBackoffMs not negative"));
-    }
-    let fallback = match get(value, "fallback")? {
-        v if v.is_undefined() => None,
-        v => {
-            ModuleSource::from_js(&v)?;
-            Some(v)
-        }
-    };
-    let watch = WatchOptions {
-        manifest_url: absolute(manifest_url)?,
-        guest: plain.guest,
-        trust: Trust { keys, threshold: plain.threshold, max_manifest_bytes: plain.max_manifest_bytes },
-        major,
-        poll_ms: plain.poll_interval_ms,
-        max_backoff_ms: plain.max_backoff_ms,
-        push_url: plain.push.as_deref().map(absolute).transpose()?,
-        fallback,
-    };
-    Ok((watch, LoadOptions::read(value)?))
-}
-
-/// A pinned key: 64 hex digits (the `.pub` file `hotswap keygen` writes).
-fn pinned_key(hex: &str) -> Result<PinnedKey, LoaderError> {
-    let public = Digest::from_hex(hex.trim())
-        .ok_or_else(|| invalid(&format!("options.keys: a public key is 64 hex digits, found {hex:?}")))?;
-    Ok(PinnedKey { public: public.0 })
-}
-
-/// `url` resolved against the page's (or worker's) location.
-fn absolute(url: &str) -> Result<String, LoaderError> {
-    let base = Reflect::get(&js_sys::global(), &"location".into())
-        .ok()
-        .and_then(|l| Reflect::get(&l, &"href".into()).ok())
-        .and_then(|h| h.as_string());
-    let resolved = match base {
-        Some(base) => web_sys::Url::new_with_base(url, &base),
-        None => web_sys::Url::new(url),
-    };
-    resolved.map(|u| u.href()).map_err(|_| invalid(&format!("not a URL: {url:?}")))
-}
-
-/// `imports: { app: { name: function, … } }`: the only namespace apps may fill.
-fn app_namespace(imports: &JsValue) -> Result<Object, LoaderError> {
-    let app = get(imports, hotswap_abi::APP_MODULE)?;
-    let keys = Object::keys(imports.unchecked_ref::<Object>());
-    if keys.length() > 1 || (keys.length() == 1 && app.is_undefined()) {
-        return Err(invalid("options.imports may only hold `app` (the `hotswap` namespace is the loader's)"));
-    }
-    let app: Object = app.dyn_into().map_err(|_| invalid("options.imports.app must be an object of functions"))?;
-    for key in Object::keys(&app).iter() {
-        if !get(&app, &key.as_string().unwrap_or_default())?.is_function() {
-            return Err(invalid(&format!("options.imports.app.{} must be a function", key.as_string().unwrap_or_default())));
-        }
-    }
-    Ok(app)
-}
-
-fn reject_unknown_keys(value: &JsValue, what: &str, allowed: &[&str]) -> Result<(), LoaderError> {
-    let object: &Object = value.dyn_ref().ok_or_else(|| invalid(&format!("{what} must be an object")))?;
-    for key in Object::keys(object).iter().filter_map(|k| k.as_string()) {
-        if !allowed.contains(&key.as_str()) {
-            return Err(invalid(&format!("unknown field `{what}.{key}`, expected one of {}", allowed.join(", "))));
-        }
-    }
-    Ok(())
-}
-
-fn get(target: &JsValue, key: &str) -> Result<JsValue, LoaderError> {
-    Reflect::get(target, &key.into()).map_err(|e| invalid(&crate::error::js_message(&e)))
-}
-
-fn invalid(message: &str) -> LoaderError {
-    LoaderError::InvalidArgument(message.to_string())
 }

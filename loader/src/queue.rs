@@ -10,14 +10,15 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
 /// The FIFO of pending operations.
-#[derive(Default)]
-pub struct OpQueue {
+#[derive(Debug, Default)]
+pub(crate) struct OpQueue {
     tail: RefCell<Option<Promise>>,
 }
 
 /// A turn at the head of the queue; dropping it lets the next operation run.
 #[must_use = "the next operation starts as soon as the turn is dropped"]
-pub struct Turn {
+#[derive(Debug)]
+pub(crate) struct Turn {
     release: Option<Function>,
 }
 
@@ -31,7 +32,7 @@ impl Drop for Turn {
 
 impl OpQueue {
     /// Wait until every earlier operation has finished.
-    pub async fn enter(&self) -> Turn {
+    pub(crate) async fn enter(&self) -> Turn {
         let mut release = None;
         let done = Promise::new(&mut |resolve, _reject| release = Some(resolve));
         let previous = self.tail.replace(Some(done));
@@ -45,7 +46,7 @@ impl OpQueue {
 
 /// Resolve on a later task of the event loop, so that events queued meanwhile run first:
 /// `scheduler.yield()` where the browser has it (no timer clamp), else `setTimeout(0)`.
-pub async fn next_task() {
+pub(crate) async fn next_task() {
     let global = js_sys::global();
     let scheduler = js_sys::Reflect::get(&global, &"scheduler".into()).unwrap_or_default();
     let yield_fn: Option<Function> = js_sys::Reflect::get(&scheduler, &"yield".into()).ok().and_then(|f| f.dyn_into().ok());

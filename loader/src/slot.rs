@@ -1,86 +1,39 @@
-//! A slot: one guest, its stable exports object, the previous version kept for rollback,
-//! and the operations on them. Plain Rust; `api.rs` is the JS facade over it.
+//! A slot: one guest, its stable exports object, the previous version kept for rollback, and
+//! the operations on them. This file only orchestrates the pipeline — fetch → validate →
+//! instantiate → commit, and rollback — whose stages live in their own files. Plain Rust;
+//! `api.rs` is the JS facade over it.
 
 use std::cell::{OnceCell, RefCell};
 use std::rc::{Rc, Weak};
 
-use hotswap_abi::{transfer_schema, unpack, BYTES_FN};
-use js_sys::{Array, Function, Object, Reflect, WebAssembly};
-use serde::Serialize;
-use wasm_bindgen::{JsCast, JsValue};
+use hotswap_abi::{unpack, BYTES_FN};
+use hotswap_inspect::InspectError;
+use js_sys::{Array, Function, Object, Reflect};
+use wasm_bindgen::JsValue;
 
-use crate::commit::{self, Snapshot, TransferReport};
+use crate::commit::{self, Committed, PreparedSwap, Snapshot};
 use crate::error::{is_trap, LoaderError};
-use crate::events::{Clock, Detail, Emitter, Event};
-use crate::fetch::{fetch_verified, Verified};
+use crate::events::{Clock, Emitter, Event, RollbackReason};
+use crate::fetch::fetch_verified;
 use crate::instance::{GuestInstance, PendingInstance};
+use crate::js::ToJs;
 use crate::options::{LoadOptions, ModuleSource};
+use crate::probation::{Counted, Probation};
 use crate::queue::{next_task, OpQueue};
+use crate::rollback::{self, Previous};
 use crate::shim::CallTable;
-use crate::validate::{check_replacement, inspect, AppImports, Interface, Policy};
+use crate::validate::{check_replacement, validate};
+use crate::version::{CompiledVersion, VersionInfo};
 
-/// What callers see of a version.
-#[derive(Serialize, Clone, Debug)]
-#[serde(rename_all = "camelCase")]
-pub struct VersionInfo {
-    /// Guest name.
-    pub name: String,
-    /// SemVer version.
-    pub version: String,
-    /// ABI version.
-    pub abi: String,
-    /// State schema.
-    pub state_schema: u32,
-    /// Schemas it migrates up from.
-    pub migrates_from: Vec<u32>,
-    /// Schemas it can save down to.
-    pub migrates_to: Vec<u32>,
-    /// SHA-256 of the module, hex.
-    pub sha256: String,
-    /// Its user exports.
-    pub exports: Vec<String>,
-}
-
-impl VersionInfo {
-    fn of(interface: &Interface, sha256: &str) -> Self {
-        let m = &interface.metadata;
-        Self {
-            name: m.name.clone(),
-            version: m.version.to_string(),
-            abi: m.abi.to_string(),
-            state_schema: m.state_schema,
-            migrates_from: m.migrates_from.clone(),
-            migrates_to: m.migrates_to.clone(),
-            sha256: sha256.to_string(),
-            exports: interface.user_exports.iter().map(|(n, _)| n.clone()).collect(),
-        }
-    }
-}
-
-/// The version before the current one: its compiled module (not an instance: that is
-/// dropped once the snapshot is settled, right after the commit) and its state then.
-struct Previous {
-    module: WebAssembly::Module,
-    interface: Rc<Interface>,
-    sha256: String,
-    snapshot: Option<Snapshot>,
-}
-
-/// A new version's first calls: a trap among them rolls back, synchronously, to a fresh
-/// instance of the previous version prepared before the commit.
-struct Probation {
-    calls_left: u32,
-    standby: GuestInstance,
-}
-
-#[derive(Default)]
+#[derive(Debug)]
 struct State {
     current: Option<Rc<GuestInstance>>,
     previous: Option<Previous>,
-    probation: Option<Probation>,
+    probation: Probation,
 }
 
-/// A hot-swap slot.
+/// A hot-swap slot: the plain-Rust core of `HotSwap`.
+#[derive(Debug)]
 pub struct Slot {
     options: LoadOptions,
     emitter: Rc<Emitter>,
@@ -91,6 +44,7 @@ pub struct Slot {
 
 /// Why a guest call failed: a loader error, or an exception from JS code the guest called
 /// (an app import), which is passed on unchanged.
+#[derive(Debug)]
 pub enum CallFailure {
     /// Typed.
     Loader(LoaderError),
@@ -122,79 +76,92 @@ impl Slot {
         Ok(slot)
     }
 
-    /// Load the first version into an empty slot (made by [`Slot::new`]). On failure the slot
-    /// stays empty, so another source can be tried (the watcher's fallback).
-    pub async fn load_first(&self, source: ModuleSource) -> Result<VersionInfo, LoaderError> {
-        let _turn = self.queue.enter().await;
-        if self.state.borrow().current.is_some() {
-            return Err(LoaderError::InvalidArgument("the slot already runs a version: swap instead".into()));
-        }
-        let verified = self.fetch(source).await?;
-        let interface = Rc::new(self.inspect(&verified)?);
-        let instance = self.instantiate(&verified, &interface).await?;
-        let pending = self.table.borrow().prepare(&interface.user_exports).await?;
-        let mut table = self.table.try_borrow_mut().map_err(|_| LoaderError::Reentrant)?;
-        table.adopt(pending);
-        table.bind(&instance);
-        drop(table);
-        let info = VersionInfo::of(&interface, &instance.sha256);
-        self.state.borrow_mut().current = Some(Rc::new(instance));
-        Ok(info)
-    }
-
     /// An empty slot: nothing runs until [`Slot::load_first`] succeeds.
-    pub fn new(options: LoadOptions) -> Result<Rc<Slot>, LoaderError> {
+    pub(crate) fn new(options: LoadOptions) -> Result<Rc<Slot>, LoaderError> {
         let emitter = Rc::new(Emitter::default());
         if let Some(listener) = &options.on_event {
-            emitter.add(listener.clone());
+            emitter.add(listener.0.clone());
         }
         let cell: Rc<OnceCell<Weak<Slot>>> = Rc::default();
         let for_guard = cell.clone();
-        let table = CallTable::new(Box::new(move |slot_index, args| {
-            let slot = for_guard.get().and_then(Weak::upgrade).ok_or_else(|| LoaderError::Disposed.to_js())?;
+        let table = CallTable::new(Rc::new(move |slot_index, args| {
+            let slot = for_guard.get().and_then(Weak::upgrade).ok_or_else(|| LoaderError::Disposed {}.to_js())?;
             slot.invoke(slot_index, &args).map_err(CallFailure::into_js)
         }))?;
-        let slot = Rc::new(Slot {
-            options,
-            emitter,
-            queue: OpQueue::default(),
-            state: RefCell::default(),
-            table: RefCell::new(table),
-        });
+        let probation = Probation::new(table.flag().clone());
+        let state = RefCell::new(State { current: None, previous: None, probation });
+        let slot = Rc::new(Slot { options, emitter, queue: OpQueue::default(), state, table: RefCell::new(table) });
         let _ = cell.set(Rc::downgrade(&slot));
         Ok(slot)
     }
 
-    /// The stable exports object.
-    pub fn exports(&self) -> Object {
-        self.table.borrow().exports().clone()
+    /// Load the first version into an empty slot. On failure the slot stays empty, so another
+    /// source can be tried (the watcher's fallback).
+    pub(crate) async fn load_first(&self, source: ModuleSource) -> Result<VersionInfo, LoaderError> {
+        let _turn = self.queue.enter().await;
+        let result = self.load_now(source).await;
+        if let Err(e) = &result {
+            self.emit_error(e);
+        }
+        result
     }
 
-    /// Event listeners.
-    pub fn emitter(&self) -> &Emitter {
-        &self.emitter
+    async fn load_now(&self, source: ModuleSource) -> Result<VersionInfo, LoaderError> {
+        if self.state.borrow().current.is_some() {
+            return Err(LoaderError::Internal { what: "load into a slot that already runs a version".into() });
+        }
+        let compiled = self.fetch_version(source).await?;
+        let instance = self.instantiate(&compiled).await?;
+        let shims = self.table.borrow().prepare(&compiled.interface.user_exports).await?;
+        let mut table = self.table.try_borrow_mut().map_err(|_| LoaderError::Reentrant {})?;
+        table.adopt(shims);
+        table.bind(&instance);
+        drop(table);
+        self.state.borrow_mut().current = Some(Rc::new(instance));
+        Ok(compiled.info())
+    }
+
+    /// The stable exports object.
+    pub fn exports(&self) -> Object {
+        self.table.borrow().exports()
+    }
+
+    /// The JS object that owns this slot (the app's `HotSwap`): its exports object keeps it
+    /// alive, so that garbage collection never frees a `HotSwap` whose exports are in use.
+    pub(crate) fn set_owner(&self, owner: &Object) {
+        if let Ok(mut table) = self.table.try_borrow_mut() {
+            table.set_owner(owner);
+        }
+    }
+
+    /// Add an event listener; returns its id for [`Slot::off`].
+    pub fn on(&self, listener: Function) -> u32 {
+        self.emitter.add(listener)
+    }
+
+    /// Remove an event listener.
+    pub fn off(&self, id: u32) {
+        self.emitter.remove(id)
     }
 
     /// The running version.
     pub fn current(&self) -> Result<VersionInfo, LoaderError> {
-        let current = self.current_instance()?;
-        Ok(VersionInfo::of(&current.interface, &current.sha256))
+        Ok(self.current_instance()?.compiled.info())
     }
 
     /// The version a rollback would return to.
     pub fn previous(&self) -> Option<VersionInfo> {
-        let state = self.state.borrow();
-        state.previous.as_ref().map(|p| VersionInfo::of(&p.interface, &p.sha256))
+        self.state.borrow().previous.as_ref().map(|p| p.compiled.info())
     }
 
     /// Is a new version still on probation?
     pub fn on_probation(&self) -> bool {
-        self.state.borrow().probation.is_some()
+        self.state.borrow().probation.is_on()
     }
 
     fn current_instance(&self) -> Result<Rc<GuestInstance>, LoaderError> {
-        let state = self.state.try_borrow().map_err(|_| LoaderError::Reentrant)?;
-        state.current.clone().ok_or(LoaderError::Disposed)
+        let state = self.state.try_borrow().map_err(|_| LoaderError::Reentrant {})?;
+        state.current.clone().ok_or(LoaderError::Disposed {})
     }
 
     /// Replace the running version; resolves once the new one is committed and bound.
@@ -209,59 +176,79 @@ impl Slot {
 
     async fn swap_now(self: &Rc<Self>, source: ModuleSource) -> Result<VersionInfo, LoaderError> {
         // The rollback standby is instantiated while the new module downloads.
-        let mut standby = self.start_standby(self.current_instance()?)?;
-        let verified = self.fetch(source).await?;
-        let interface = Rc::new(self.inspect(&verified)?);
+        let mut standby = self.start_standby(&self.current_instance()?)?;
+        let incoming = self.fetch_version(source).await?;
         // An automatic rollback can replace the running version while we await; then the
-        // plan is made again against the version that is running now.
+        // swap is prepared again against the version that is running now.
         loop {
             let running = self.current_instance()?;
-            if !standby.as_ref().is_none_or(|(of, _)| Rc::ptr_eq(of, &running)) {
-                standby = self.start_standby(running.clone())?;
-            }
-            let schema = check_replacement(&running.interface.metadata, &interface, &self.table.borrow().signatures())?;
-            let incoming = self.instantiate(&verified, &interface).await?;
-            let ready_standby = match standby.take() {
-                Some((_, pending)) => Some(pending.finish().await?),
-                None => None,
+            let ready = match standby.take() {
+                Some((of, pending)) if Rc::ptr_eq(&of, &running) => Some(pending),
+                _ => self.start_standby(&running)?.map(|(_, pending)| pending),
             };
-            let pending = self.table.borrow().prepare(&interface.user_exports).await?;
-            let reservation = commit::reserve(&running, &incoming, schema, self.options.limits.max_state_bytes)?;
+            let prepared = self.prepare(&running, &incoming, ready).await?;
             // Let events queued during the preparation run now rather than during the pause.
             next_task().await;
             if !Rc::ptr_eq(&running, &self.current_instance()?) {
                 continue;
             }
-            // The pause: from here to the rebind, nothing awaits.
-            let clock = Clock::start();
-            let (report, saved) = commit::transfer(&running, &incoming, schema, Some(reservation), self.options.limits.max_state_bytes)?;
-            let mut table = self.table.try_borrow_mut().map_err(|_| LoaderError::Reentrant)?;
-            table.adopt(pending);
-            table.bind(&incoming);
-            table.set_probation(ready_standby.is_some());
-            drop(table);
-            let pause_ms = clock.elapsed();
-            let info = VersionInfo::of(&interface, &incoming.sha256);
-            let from_version = running.version();
-            {
-                let mut state = self.state.borrow_mut();
-                state.previous = Some(Previous {
-                    module: running.module.clone(),
-                    interface: running.interface.clone(),
-                    sha256: running.sha256.clone(),
-                    snapshot: Some(Snapshot::InPlace { instance: running.clone(), saved }),
-                });
-                state.current = Some(Rc::new(incoming));
-                state.probation = ready_standby.map(|standby| Probation { calls_left: self.options.auto_rollback_calls, standby });
-            }
-            self.emit_commit(&info.version, &from_version, schema, pause_ms, &report);
+            let (info, replaced) = self.commit_prepared(prepared)?;
             // Events waiting since the pause run first; then the snapshot is copied out of
             // the old instance, which is dropped.
             next_task().await;
-            self.settle_snapshot(&running);
-            self.retire(running);
+            self.settle_snapshot(&replaced);
+            self.retire(replaced);
             return Ok(info);
         }
+    }
+
+    /// Everything the pause needs, made ready without blocking: the new instance, the
+    /// standby, shims for new exports, room for the state.
+    async fn prepare(
+        &self,
+        running: &Rc<GuestInstance>,
+        incoming: &CompiledVersion,
+        standby: Option<PendingInstance>,
+    ) -> Result<PreparedSwap, LoaderError> {
+        let schema = check_replacement(&running.compiled, incoming, &self.table.borrow().held())?;
+        let instance = self.instantiate(incoming).await?;
+        let standby = match standby {
+            Some(pending) => Some(pending.finish().await?),
+            None => None,
+        };
+        let shims = self.table.borrow().prepare(&incoming.interface.user_exports).await?;
+        let max_state = self.options.limits.max_state_bytes;
+        let reservation = commit::reserve(running, &instance, schema, max_state)?;
+        Ok(PreparedSwap { running: running.clone(), incoming: instance, schema, reservation, shims, standby, max_state })
+    }
+
+    /// The pause and the bookkeeping after it; synchronous, like the pause itself.
+    fn commit_prepared(&self, prepared: PreparedSwap) -> Result<(VersionInfo, Rc<GuestInstance>), LoaderError> {
+        let mut table = self.table.try_borrow_mut().map_err(|_| LoaderError::Reentrant {})?;
+        let Committed { replaced, current, saved, schema, report, pause_ms, standby } = commit::commit(prepared, &mut table)?;
+        drop(table);
+        let info = current.compiled.info();
+        {
+            let mut state = self.state.borrow_mut();
+            let snapshot = Snapshot::InPlace { instance: replaced.clone(), saved };
+            state.previous = Some(Previous { compiled: replaced.compiled.clone(), snapshot: Some(snapshot) });
+            state.current = Some(current);
+            match standby {
+                Some(standby) => state.probation.begin(self.options.auto_rollback_calls, standby),
+                None => drop(state.probation.end()),
+            }
+        }
+        self.emit(&Event::Commit {
+            version: info.version.clone(),
+            duration_ms: pause_ms,
+            from_version: replaced.version(),
+            bytes: report.bytes,
+            schema,
+            guest_save_ms: report.save_ms,
+            state_copy_ms: report.copy_ms,
+            guest_load_ms: report.load_ms,
+        });
+        Ok((info, replaced))
     }
 
     /// Copy the snapshot out of `replaced` (if a rollback has not used it meanwhile).
@@ -272,8 +259,7 @@ impl Slot {
         if !in_place {
             return;
         }
-        let settled = previous.snapshot.take().map(Snapshot::settle).transpose();
-        match settled {
+        match previous.snapshot.take().map(Snapshot::settle).transpose() {
             Ok(snapshot) => previous.snapshot = snapshot,
             Err(e) => {
                 drop(state);
@@ -284,18 +270,12 @@ impl Slot {
 
     /// A fresh instance of the running version, for a synchronous rollback during the
     /// probation of its successor (none when probation is off).
-    fn start_standby(&self, running: Rc<GuestInstance>) -> Result<Option<(Rc<GuestInstance>, PendingInstance)>, LoaderError> {
+    fn start_standby(&self, running: &Rc<GuestInstance>) -> Result<Option<(Rc<GuestInstance>, PendingInstance)>, LoaderError> {
         if self.options.auto_rollback_calls == 0 {
             return Ok(None);
         }
-        let pending = GuestInstance::start(
-            running.module.clone(),
-            running.interface.clone(),
-            running.sha256.clone(),
-            &self.options.app_imports,
-            self.emitter.clone(),
-        )?;
-        Ok(Some((running, pending)))
+        let pending = GuestInstance::start(&running.compiled, &self.options.app_imports, self.emitter.clone())?;
+        Ok(Some((running.clone(), pending)))
     }
 
     /// Go back to the previous version, carrying the state back (the newer version
@@ -305,124 +285,94 @@ impl Slot {
         let _turn = self.queue.enter().await;
         let result = self.rollback_now(allow_snapshot).await;
         if let Err(e) = &result {
-            // A failed rollback may have used up the probation standby.
-            self.sync_probation_flag();
             self.emit_error(e);
         }
         result
     }
 
-    /// Route calls through the guard exactly while a probation is under way.
-    fn sync_probation_flag(&self) {
-        let on = self.state.try_borrow().map(|s| s.probation.is_some()).unwrap_or(false);
-        if let Ok(table) = self.table.try_borrow() {
-            table.set_probation(on);
-        }
-    }
-
     async fn rollback_now(self: &Rc<Self>, allow_snapshot: bool) -> Result<VersionInfo, LoaderError> {
-        let standby = self.state.borrow_mut().probation.take().map(|p| p.standby);
+        let standby = self.state.borrow_mut().probation.end();
         let target = match standby {
             Some(standby) => standby,
             None => {
-                let (module, interface, sha256) = {
-                    let state = self.state.borrow();
-                    let previous = state.previous.as_ref().ok_or(LoaderError::RollbackUnavailable)?;
-                    (previous.module.clone(), previous.interface.clone(), previous.sha256.clone())
-                };
-                let clock = Clock::start();
-                let instance = GuestInstance::new(module, interface, sha256, &self.options.app_imports, self.emitter.clone()).await?;
-                self.emit(Event::new("instantiate", Some(&instance.version()), Some(clock.elapsed())));
-                instance
+                let previous = self.state.borrow().previous.as_ref().map(|p| p.compiled.clone());
+                self.instantiate(&previous.ok_or(LoaderError::RollbackUnavailable {})?).await?
             }
         };
-        self.restore_previous(target, "manual", allow_snapshot)
+        self.restore_previous(target, RollbackReason::Manual, allow_snapshot)
     }
 
     /// Synchronously bind `target` (an instance of the previous version) with the state
     /// carried back from the current one, or the snapshot.
-    fn restore_previous(&self, target: GuestInstance, reason: &'static str, allow_snapshot: bool) -> Result<VersionInfo, LoaderError> {
+    fn restore_previous(&self, target: GuestInstance, reason: RollbackReason, allow_snapshot: bool) -> Result<VersionInfo, LoaderError> {
         let running = self.current_instance()?;
-        let clock = Clock::start();
-        let (source, report) = {
-            let state = self.state.try_borrow().map_err(|_| LoaderError::Reentrant)?;
-            let previous = state.previous.as_ref().ok_or(LoaderError::RollbackUnavailable)?;
-            carry_back(&running, &target, previous.snapshot.as_ref(), allow_snapshot, self.options.limits.max_state_bytes)?
+        let restored = {
+            let state = self.state.try_borrow().map_err(|_| LoaderError::Reentrant {})?;
+            let previous = state.previous.as_ref().ok_or(LoaderError::RollbackUnavailable {})?;
+            let table = self.table.try_borrow().map_err(|_| LoaderError::Reentrant {})?;
+            rollback::restore(&running, target, previous.snapshot.as_ref(), allow_snapshot, &table, self.options.limits.max_state_bytes)?
         };
-        let table = self.table.try_borrow().map_err(|_| LoaderError::Reentrant)?;
-        table.bind(&target);
-        table.set_probation(false);
-        drop(table);
-        let pause_ms = clock.elapsed();
-        let info = VersionInfo::of(&target.interface, &target.sha256);
+        let info = restored.current.compiled.info();
         {
             let mut state = self.state.borrow_mut();
-            state.current = Some(Rc::new(target));
+            state.current = Some(restored.current);
             state.previous = None;
-            state.probation = None;
+            drop(state.probation.end());
         }
-        self.emit(Event::new("rollback", Some(&info.version), Some(pause_ms)).with(Detail {
-            bytes: Some(report.bytes),
-            from_version: Some(running.version()),
-            reason: Some(reason),
-            state_source: Some(source),
-            ..Detail::default()
-        }));
+        self.emit(&Event::Rollback {
+            version: info.version.clone(),
+            duration_ms: restored.pause_ms,
+            from_version: running.version(),
+            bytes: restored.report.bytes,
+            reason,
+            state_source: restored.source,
+        });
         self.retire(running);
         Ok(info)
     }
 
-    /// Call entry `slot_index` of the table: the guard's path, and the bytes helpers'.
+    /// Call table entry `slot_index`: the guard's path (probation, or an export the running
+    /// version lacks) and the bytes helpers'.
     fn invoke(&self, slot_index: u32, args: &Array) -> Result<JsValue, CallFailure> {
-        let (target, name, arity) = {
-            let table = self.table.try_borrow().map_err(|_| LoaderError::Reentrant)?;
-            let entry = table.entry(slot_index).ok_or(LoaderError::Disposed)?;
-            (table.target(slot_index), entry.name.clone(), entry.sig.params.len())
+        let export = {
+            let table = self.table.try_borrow().map_err(|_| LoaderError::Reentrant {})?;
+            table.entry(slot_index).ok_or(LoaderError::Disposed {})?.export.clone()
         };
         let running = self.current_instance()?;
-        let target: Function = target
-            .dyn_into()
-            .map_err(|_| LoaderError::NotInVersion { name: name.clone(), version: running.version() })?;
-        let args = args.slice(0, arity as u32);
+        let target = running
+            .export(&export.name)
+            .ok_or_else(|| LoaderError::NotInVersion { name: export.name.clone(), version: running.version() })?;
+        let args = args.slice(0, export.sig.params.len() as u32);
         match Reflect::apply(&target, &JsValue::UNDEFINED, &args) {
             Ok(value) => {
                 self.count_probation_call();
                 Ok(value)
             }
-            Err(thrown) if is_trap(&thrown) => Err(self.on_trap(&running, &name, &thrown).into()),
+            Err(thrown) if is_trap(&thrown) => Err(self.on_trap(&running, &export.name, &thrown).into()),
             Err(thrown) => Err(CallFailure::Js(thrown)),
         }
     }
 
     fn count_probation_call(&self) {
         let Ok(mut state) = self.state.try_borrow_mut() else { return };
-        let Some(probation) = state.probation.as_mut() else { return };
-        probation.calls_left = probation.calls_left.saturating_sub(1);
-        if probation.calls_left > 0 {
-            return;
+        if state.probation.count_call() == Counted::Passed {
+            let version = state.current.as_ref().map(|c| c.version()).unwrap_or_default();
+            drop(state);
+            self.emit(&Event::ProbationPassed { version });
         }
-        // Passed: the standby instance is released and calls go straight to the table.
-        state.probation = None;
-        let version = state.current.as_ref().map(|c| c.version());
-        drop(state);
-        if let Ok(table) = self.table.try_borrow() {
-            table.set_probation(false);
-        }
-        self.emit(Event::new("probation-passed", version.as_deref(), None));
     }
 
     /// A trap: on probation, roll back at once; either way, a typed error for the caller.
     fn on_trap(&self, running: &GuestInstance, name: &str, thrown: &JsValue) -> LoaderError {
         let phase = format!("call {name}");
         let LoaderError::GuestTrap { message, .. } = running.trap_error(&phase, thrown) else {
-            return LoaderError::Reentrant;
+            return LoaderError::Reentrant {};
         };
-        let standby = self.state.try_borrow_mut().ok().and_then(|mut s| s.probation.take()).map(|p| p.standby);
+        let standby = self.state.try_borrow_mut().ok().and_then(|mut s| s.probation.end());
         let rolled_back = match standby {
-            Some(standby) => match self.restore_previous(standby, "trap", true) {
+            Some(standby) => match self.restore_previous(standby, RollbackReason::Trap, true) {
                 Ok(_) => true,
                 Err(e) => {
-                    self.sync_probation_flag();
                     self.emit_error(&e);
                     false
                 }
@@ -437,14 +387,11 @@ impl Slot {
     /// Call bytes export `name` with `input`; returns its output.
     pub fn call_bytes(&self, name: &str, input: &[u8]) -> Result<Vec<u8>, CallFailure> {
         let slot_index = {
-            let table = self.table.try_borrow().map_err(|_| LoaderError::Reentrant)?;
-            let entry = table.entry_named(name).ok_or_else(|| LoaderError::MissingExport { name: name.into() })?;
-            if entry.sig != BYTES_FN {
-                return Err(LoaderError::InvalidArgument(format!(
-                    "export `{name}` has type {}, not the bytes convention {BYTES_FN}",
-                    entry.sig
-                ))
-                .into());
+            let table = self.table.try_borrow().map_err(|_| LoaderError::Reentrant {})?;
+            let entry = table.entry_named(name).ok_or_else(|| LoaderError::from(InspectError::MissingExport { name: name.into() }))?;
+            if entry.export.sig != BYTES_FN {
+                let found = entry.export.sig.to_string();
+                return Err(LoaderError::from(InspectError::ExportSignature { name: name.into(), expected: BYTES_FN, found }).into());
             }
             entry.slot
         };
@@ -458,7 +405,7 @@ impl Slot {
         if still_running {
             let _ = running.free(ptr, len);
         }
-        let packed = u64::try_from(result?).map_err(|_| LoaderError::InvalidArgument(format!("export `{name}` did not return an i64")))?;
+        let packed = u64::try_from(result?).map_err(|_| LoaderError::Internal { what: format!("export `{name}` did not return an i64") })?;
         let (out_ptr, out_len) = unpack(packed);
         let output = running.read(out_ptr, out_len)?;
         running.free(out_ptr, out_len)?;
@@ -468,7 +415,7 @@ impl Slot {
     /// The running guest's state, saved in its own schema.
     pub fn save_state(&self) -> Result<(u32, Vec<u8>), LoaderError> {
         let running = self.current_instance()?;
-        let schema = running.interface.metadata.state_schema;
+        let schema = running.compiled.interface.metadata.state_schema;
         let (ptr, len) = running.save(schema)?;
         let bytes = running.read(ptr, len);
         running.free(ptr, len)?;
@@ -477,10 +424,13 @@ impl Slot {
 
     /// Drop every instance and listener; later calls fail with `DISPOSED`.
     pub fn dispose(&self) {
+        if let Ok(table) = self.table.try_borrow() {
+            table.unbind();
+        }
         let running = {
             let mut state = self.state.borrow_mut();
             state.previous = None;
-            state.probation = None;
+            drop(state.probation.end());
             state.current.take()
         };
         if let Some(running) = running {
@@ -489,43 +439,24 @@ impl Slot {
         self.emitter.clear();
     }
 
-    /// Stages 1–2. Their events carry no version: the module's is unknown until validated.
-    async fn fetch(&self, source: ModuleSource) -> Result<Verified, LoaderError> {
+    /// Stages 1–2: the module, fetched, verified and validated.
+    async fn fetch_version(&self, source: ModuleSource) -> Result<CompiledVersion, LoaderError> {
         let cap = self.options.limits.max_module_bytes.min(source.listed_size.unwrap_or(u64::MAX));
-        let v = fetch_verified(source, cap).await?;
-        let detail = Detail { bytes: Some(v.bytes.len() as u64), ..Detail::default() };
-        self.emit(Event::new("fetch", None, Some(v.fetch_ms)).with(detail));
-        self.emit(Event::new("compile", None, Some(v.compile_ms)));
-        self.emit(Event::new("verify", None, Some(v.verify_ms)));
-        Ok(v)
+        let fetched = fetch_verified(source, cap).await?;
+        self.emit(&Event::Fetch { duration_ms: fetched.fetch_ms, bytes: fetched.bytes });
+        self.emit(&Event::Compile { duration_ms: fetched.compile_ms });
+        self.emit(&Event::Verify { duration_ms: fetched.verify_ms });
+        let clock = Clock::start();
+        let compiled = validate(fetched, &self.options)?;
+        self.emit(&Event::Validate { version: compiled.version(), duration_ms: clock.elapsed() });
+        Ok(compiled)
     }
 
-    /// Stage 3; the event names the incoming version.
-    fn inspect(&self, verified: &Verified) -> Result<Interface, LoaderError> {
+    /// Stage 3.
+    async fn instantiate(&self, compiled: &CompiledVersion) -> Result<GuestInstance, LoaderError> {
         let clock = Clock::start();
-        let app: Vec<String> = Object::keys(&self.options.app_imports).iter().filter_map(|k| k.as_string()).collect();
-        let policy = Policy {
-            app_functions: AppImports::Only(&app),
-            required_exports: &self.options.required_exports,
-            max_memory_pages: self.options.limits.max_memory_pages,
-        };
-        let interface = inspect(&verified.bytes, &policy)?;
-        let version = interface.metadata.version.to_string();
-        self.emit(Event::new("validate", Some(&version), Some(clock.elapsed())));
-        Ok(interface)
-    }
-
-    async fn instantiate(&self, verified: &Verified, interface: &Rc<Interface>) -> Result<GuestInstance, LoaderError> {
-        let clock = Clock::start();
-        let instance = GuestInstance::new(
-            verified.module.clone(),
-            interface.clone(),
-            verified.sha256.to_hex(),
-            &self.options.app_imports,
-            self.emitter.clone(),
-        )
-        .await?;
-        self.emit(Event::new("instantiate", Some(&instance.version()), Some(clock.elapsed())));
+        let instance = GuestInstance::new(compiled, &self.options.app_imports, self.emitter.clone()).await?;
+        self.emit(&Event::Instantiate { version: instance.version(), duration_ms: clock.elapsed() });
         Ok(instance)
     }
 
@@ -537,50 +468,13 @@ impl Slot {
     }
 
     /// Deliver `event` to the slot's listeners.
-    pub fn emit(&self, event: Event) {
+    pub(crate) fn emit(&self, event: &impl ToJs) {
         self.emitter.emit(event);
-    }
-
-    fn emit_commit(&self, version: &str, from: &str, schema: u32, pause_ms: f64, r: &TransferReport) {
-        self.emit(Event::new("commit", Some(version), Some(pause_ms)).with(Detail {
-            bytes: Some(r.bytes),
-            guest_save_ms: Some(r.save_ms),
-            guest_load_ms: Some(r.load_ms),
-            state_copy_ms: Some(r.copy_ms),
-            schema: Some(schema),
-            from_version: Some(from.to_string()),
-            ..Detail::default()
-        }));
     }
 
     fn emit_error(&self, e: &LoaderError) {
         let version = self.current_instance().ok().map(|c| c.version());
-        self.emit(Event::new("error", version.as_deref(), None).with(Detail {
-            code: Some(e.code()),
-            message: Some(e.to_string()),
-            ..Detail::default()
-        }));
+        self.emit(&Event::Error { version, code: e.code().into(), message: e.to_string(), retry_ms: None });
     }
 }
 
-/// Move the state from the version being left to the previous one: down-migrated by the
-/// newer guest if the two share a schema path, else (if allowed) the snapshot.
-fn carry_back(
-    from: &GuestInstance,
-    to: &GuestInstance,
-    snapshot: Option<&Snapshot>,
-    allow_snapshot: bool,
-    max_state: u64,
-) -> Result<(&'static str, TransferReport), LoaderError> {
-    let carried = transfer_schema(&from.interface.metadata, &to.interface.metadata)
-        .map_err(LoaderError::from)
-        .and_then(|schema| commit::transfer(from, to, schema, None, max_state));
-    match (carried, snapshot) {
-        (Ok((report, saved)), _) => {
-            saved.release(from);
-            Ok(("carried", report))
-        }
-        (Err(_), Some(snapshot)) if allow_snapshot => Ok(("snapshot", commit::load_snapshot(to, snapshot)?)),
-        (Err(e), _) => Err(e),
-    }
-}

@@ -11,10 +11,8 @@ use js_sys::{Function, Object, Reflect, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
-use wasm_hotswap::hash::{sha256, Digest};
-use wasm_hotswap::options::{LoadOptions, ModuleSource, Origin};
-use wasm_hotswap::slot::Slot;
-use wasm_hotswap::LoaderError;
+use wasm_hotswap::Digest;
+use wasm_hotswap::{LoadOptions, LoaderError, ModuleSource, Origin, Slot};
 
 wasm_bindgen_test_configure!(run_in_browser);
 
@@ -91,17 +89,21 @@ async fn app_supplied_imports_reach_the_guest_and_are_required_when_imported() {
     let seen = Rc::new(std::cell::RefCell::new(Vec::<i64>::new()));
     let sink = seen.clone();
     let notify = wasm_bindgen::closure::Closure::<dyn FnMut(JsValue)>::new(move |n: JsValue| sink.borrow_mut().push(i64::try_from(n).unwrap()));
-    let mut opts = LoadOptions::default();
     let app = Object::new();
     Reflect::set(&app, &"notify".into(), notify.as_ref()).unwrap();
-    opts.app_imports = app;
+    let imports = Object::new();
+    Reflect::set(&imports, &"app".into(), &app).unwrap();
+    let js_options = Object::new();
+    Reflect::set(&js_options, &"imports".into(), &imports).unwrap();
+    let opts = LoadOptions::from_js(&js_options).unwrap();
     let slot = Slot::load(by_url("wat-counter-notifies").await, opts).await.unwrap();
     let increment = export(&slot, "increment");
     call_i64(&increment);
     call_i64(&increment);
     assert_eq!(*seen.borrow(), vec![1, 2]);
     let err = Slot::load(by_url("wat-counter-notifies").await, LoadOptions::default()).await.err().unwrap();
-    assert!(matches!(&err, LoaderError::UnknownImport { module, name } if module == "app" && name == "notify"), "{err}");
+    assert_eq!(err.code(), "UNKNOWN_IMPORT");
+    assert!(err.to_string().contains("`app.notify`"), "{err}");
     drop(notify);
 }
 
@@ -125,7 +127,7 @@ async fn bytes_and_strings_go_in_and_out_without_pointers() {
     let big = vec![7u8; 3 << 20];
     assert_eq!(slot.call_bytes("echo", &big).ok().unwrap().len(), big.len());
     let err = slot.call_bytes("increment", b"").err().unwrap().into_js();
-    assert_eq!(LoaderError::code_of(&err).as_deref(), Some("INVALID_ARGUMENT"));
+    assert_eq!(LoaderError::code_of(&err).as_deref(), Some("EXPORT_SIGNATURE"), "increment is not a bytes export");
 }
 
 #[wasm_bindgen_test]
@@ -134,7 +136,7 @@ async fn a_guest_error_is_a_typed_trap_carrying_the_guests_message_and_state_sur
     slot.call_bytes("add", b"2").ok().unwrap();
     let err = slot.call_bytes("add", b"two").err().unwrap().into_js();
     assert_eq!(LoaderError::code_of(&err).as_deref(), Some("GUEST_TRAP"));
-    let message = wasm_hotswap::error::js_message(&err);
+    let message = message_of(&err);
     assert!(message.contains("not a number: \"two\""), "{message}");
     assert_eq!(slot.call_bytes("add", b"1").ok().unwrap(), b"count=3");
 }
@@ -182,7 +184,7 @@ async fn the_servers_mime_type_does_not_matter_the_hash_does() {
 async fn bytes_that_are_not_wasm_are_refused() {
     let (slot, inc) = running_v1("{}").await;
     let junk = b"<html>not a module</html>";
-    let source = ModuleSource { origin: Origin::Bytes(Uint8Array::from(&junk[..])), sha256: sha256(junk), listed_size: None };
+    let source = ModuleSource { origin: Origin::Bytes(Uint8Array::from(&junk[..])), sha256: Digest::of(junk), listed_size: None };
     assert_refused(&slot, &inc, source, "NOT_WASM").await;
 }
 
@@ -218,8 +220,8 @@ async fn structurally_broken_guests_are_refused_with_their_own_codes() {
         ("fault-huge-memory", "MEMORY_LIMIT"),
     ] {
         let err = assert_refused(&slot, &inc, by_url(guest).await, code).await;
-        if let LoaderError::MissingExport { name } = &err {
-            assert_eq!(name, "hotswap_state_load");
+        if code == "MISSING_EXPORT" {
+            assert_eq!(err.to_string(), "failed to find export `hotswap_state_load`");
         }
     }
 }
@@ -241,7 +243,7 @@ async fn a_version_that_traps_after_the_swap_is_rolled_back_automatically_with_t
     let (slot, increment) = running_v1("{}").await;
     let sink = events.clone();
     let listener = wasm_bindgen::closure::Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| sink.borrow_mut().push(e));
-    slot.emitter().add(listener.as_ref().unchecked_ref::<Function>().clone());
+    slot.on(listener.as_ref().unchecked_ref::<Function>().clone());
     let before = checksum(&slot);
     assert_eq!(slot.swap(by_url("counter-traps-after-swap").await).await.unwrap().version, "1.0.1");
     assert!(slot.on_probation());
@@ -273,7 +275,7 @@ async fn a_trap_before_the_snapshot_is_copied_out_still_restores_the_pre_swap_st
             seen.set(Reflect::get(&thrown, &"rolledBack".into()).unwrap() == JsValue::TRUE);
         }
     });
-    slot.emitter().add(on_commit.as_ref().unchecked_ref::<Function>().clone());
+    slot.on(on_commit.as_ref().unchecked_ref::<Function>().clone());
     slot.swap(by_url("counter-traps-after-swap").await).await.unwrap();
     assert!(trapped.get(), "no rollback in the window");
     assert_eq!(slot.current().unwrap().version, "1.0.0");
@@ -360,7 +362,7 @@ async fn the_js_api_rejects_with_a_hotswap_error_carrying_a_stable_code() {
         o
     };
     let method = |obj: &JsValue, name: &str| -> Function { Reflect::get(obj, &name.into()).unwrap().unchecked_into() };
-    let hs = JsFuture::from(wasm_hotswap::api::HotSwap::load(source("counter-v1", digest(digest_of("counter-v1").await)).into(), JsValue::UNDEFINED))
+    let hs = JsFuture::from(wasm_hotswap::HotSwap::load(source("counter-v1", digest(digest_of("counter-v1").await)).into(), None))
         .await
         .unwrap();
     let exports = Reflect::get(&hs, &"exports".into()).unwrap();
@@ -370,9 +372,9 @@ async fn the_js_api_rejects_with_a_hotswap_error_carrying_a_stable_code() {
     assert_eq!(Reflect::get(&err, &"name".into()).unwrap(), "HotSwapError");
     assert_eq!(Reflect::get(&err, &"code".into()).unwrap(), "HASH_MISMATCH");
     assert_eq!(Reflect::get(&err, &"actual".into()).unwrap(), digest(digest_of("counter-v2").await));
-    let bad_options = JsFuture::from(wasm_hotswap::api::HotSwap::load(
+    let bad_options = JsFuture::from(wasm_hotswap::HotSwap::load(
         source("counter-v1", digest(digest_of("counter-v1").await)).into(),
-        js_sys::JSON::parse(r#"{"limitz": {}}"#).unwrap(),
+        Some(js_sys::JSON::parse(r#"{"limitz": {}}"#).unwrap()),
     ))
     .await
     .unwrap_err();

@@ -7,7 +7,7 @@ use std::rc::Rc;
 use js_sys::Reflect;
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::*;
-use wasm_hotswap::slot::Slot;
+use wasm_hotswap::Slot;
 use wasm_hotswap::LoaderError;
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -21,7 +21,7 @@ fn call(slot: &Slot, name: &str, input: &[u8]) -> Result<Vec<u8>, JsValue> {
 
 fn edit(slot: &Slot, pos: usize, del: usize, ins: &str) -> Vec<u8> {
     let request = format!(r#"{{"pos":{pos},"del":{del},"ins":{ins:?}}}"#);
-    call(slot, "edit", request.as_bytes()).unwrap_or_else(|e| panic!("edit: {}", wasm_hotswap::error::js_message(&e)))
+    call(slot, "edit", request.as_bytes()).unwrap_or_else(|e| panic!("edit: {}", message_of(&e)))
 }
 
 fn merge(slot: &Slot, change: &[u8]) -> String {

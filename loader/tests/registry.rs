@@ -5,22 +5,17 @@
 //!
 //! Every refusal test checks the typed code, and that the running version still answers
 //! with its state unchanged.
-#![cfg(target_arch = "wasm32")]
+#![cfg(all(target_arch = "wasm32", feature = "watch"))]
 
 use std::collections::BTreeMap;
-use std::rc::Rc;
 
 use ed25519_dalek::{Signer, SigningKey};
-use hotswap_registry::{hex, Envelope, GuestReleases, Manifest, Release};
+use hotswap_registry::{Envelope, GuestReleases, Manifest, Release};
 use js_sys::{Array, Function, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
-use wasm_hotswap::options::watch_options_from_js;
-use wasm_hotswap::slot::Slot;
-use wasm_hotswap::trust::unix_now;
-use wasm_hotswap::watch::Watcher;
-use wasm_hotswap::LoaderError;
+use wasm_hotswap::{HotSwap, LoaderError};
 
 wasm_bindgen_test_configure!(run_in_browser);
 
@@ -32,7 +27,11 @@ fn key(seed: u8) -> SigningKey {
 }
 
 fn public_hex(key: &SigningKey) -> String {
-    hex(&key.verifying_key().to_bytes())
+    hex::encode(key.verifying_key().to_bytes())
+}
+
+fn unix_now() -> u64 {
+    (js_sys::Date::now() / 1000.0) as u64
 }
 
 /// A listed release of a fixture guest: its real digest and size, served from `path`.
@@ -100,11 +99,10 @@ impl Registry {
     }
 }
 
-/// A watch started with `options` (JSON, merged over: guest `counter`, the key of seed 1,
-/// no polling to speak of), its slot, and every event it emitted.
+/// `HotSwap.watch(url, options)` through the public JS API, with `options` (JSON, merged
+/// over: guest `counter`, the key of seed 1, no polling to speak of), and every event.
 struct Watched {
-    result: Result<Rc<Watcher>, LoaderError>,
-    slot: Rc<Slot>,
+    result: Result<JsHotSwap, JsValue>,
     events: Array,
 }
 
@@ -116,10 +114,8 @@ async fn watch_url(manifest_url: &str, options: &str) -> Watched {
     let events = Array::new();
     let collect = Function::new_with_args("e", "this.push(e)").bind0(&events);
     Reflect::set(&object, &"onEvent".into(), &collect).unwrap();
-    let (watch, load) = watch_options_from_js(manifest_url, &object).unwrap();
-    let slot = Slot::new(load).unwrap();
-    let result = Watcher::start(slot.clone(), watch).await;
-    Watched { result, slot, events }
+    let result = JsFuture::from(HotSwap::watch(manifest_url.to_string(), object.into())).await.map(JsHotSwap);
+    Watched { result, events }
 }
 
 async fn watch(registry: &Registry, options: &str) -> Watched {
@@ -127,53 +123,64 @@ async fn watch(registry: &Registry, options: &str) -> Watched {
 }
 
 impl Watched {
-    fn watcher(&self) -> &Rc<Watcher> {
-        self.result.as_ref().unwrap_or_else(|e| panic!("watch failed: {e}"))
+    fn hot_swap(&self) -> &JsHotSwap {
+        self.result.as_ref().unwrap_or_else(|e| panic!("watch failed: {}", message_of(e)))
+    }
+
+    /// The code `HotSwap.watch` rejected with.
+    fn refused(&self) -> Option<String> {
+        self.result.as_ref().err().and_then(LoaderError::code_of)
     }
 
     fn version(&self) -> String {
-        self.slot.current().unwrap().version
+        self.hot_swap().version()
     }
 
     fn event(&self, kind: &str) -> Option<JsValue> {
         self.events.iter().find(|e| field(e, "type") == kind)
     }
 
+    /// `checkForUpdates()`.
+    async fn check(&self) -> Result<JsValue, JsValue> {
+        self.hot_swap().call_async("checkForUpdates", &[]).await
+    }
+
+    /// A check that must succeed: (action, running version, reason).
+    async fn checked(&self) -> (String, String, String) {
+        let check = self.check().await.unwrap_or_else(|e| panic!("check failed: {}", message_of(&e)));
+        (field(&check, "action"), field(&check, "running"), field(&check, "reason"))
+    }
+
+    /// `registry`: the verified manifest, as the page sees it.
+    fn view(&self) -> JsValue {
+        self.hot_swap().get("registry")
+    }
+
     /// A check must fail with `code`, and the running version must keep answering with its
-    /// state unchanged.
-    async fn assert_check_refused(&self, code: &str) -> LoaderError {
-        let (before, version) = (checksum(&self.slot), self.version());
-        let err = self.watcher().check().await.expect_err("the check should have been refused");
-        assert_eq!(err.code(), code, "wrong code for: {err}");
-        assert_eq!((self.version(), checksum(&self.slot)), (version, before), "the running version or its state changed");
-        let count = call_i64(&export(&self.slot, "increment"));
-        assert_eq!(call_i64(&export(&self.slot, "increment")), count + 1, "the running version no longer answers");
-        err
+    /// state unchanged. Returns the message.
+    async fn assert_check_refused(&self, code: &str) -> String {
+        let hot_swap = self.hot_swap();
+        let (before, version) = (hot_swap.checksum(), self.version());
+        let err = self.check().await.expect_err("the check should have been refused");
+        assert_eq!(LoaderError::code_of(&err).as_deref(), Some(code), "wrong code for: {}", message_of(&err));
+        assert_eq!((self.version(), hot_swap.checksum()), (version, before), "the running version or its state changed");
+        let increment = hot_swap.export("increment");
+        let count = call_i64(&increment);
+        assert_eq!(call_i64(&increment), count + 1, "the running version no longer answers");
+        message_of(&err)
     }
 }
 
 impl Drop for Watched {
     fn drop(&mut self) {
-        if let Ok(w) = &self.result {
-            w.stop();
+        if let Ok(hot_swap) = &self.result {
+            hot_swap.free();
         }
-        self.slot.dispose();
     }
-}
-
-fn field(value: &JsValue, name: &str) -> String {
-    Reflect::get(value, &name.into()).ok().and_then(|v| v.as_string()).unwrap_or_default()
 }
 
 fn number(value: &JsValue, name: &str) -> f64 {
     Reflect::get(value, &name.into()).ok().and_then(|v| v.as_f64()).unwrap_or(f64::NAN)
-}
-
-async fn sleep_ms(ms: i32) {
-    let promise = js_sys::Promise::new(&mut |resolve, _| {
-        web_sys::window().unwrap().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms).unwrap();
-    });
-    JsFuture::from(promise).await.unwrap();
 }
 
 /// Wait (up to 10 s) until the slot runs `version`.
@@ -195,18 +202,19 @@ async fn watch_loads_the_release_the_signed_manifest_names_and_swaps_to_a_patch_
     registry.publish(&manifest(1, 3600, "1.0.0", vec![("1.0.0", counter_v1().await)]), &[&key(1)]).await;
     let w = watch(&registry, "{}").await;
     assert_eq!(w.version(), "1.0.0");
-    let increment = export(&w.slot, "increment");
+    let increment = w.hot_swap().export("increment");
     call_i64(&increment);
     call_i64(&increment);
     let patch = release("wat-counter", "/guests/wat-counter.wasm", 1, &[]).await;
     let v2 = manifest(2, 3600, "1.0.2", vec![("1.0.0", counter_v1().await), ("1.0.2", patch)]);
     registry.publish(&v2, &[&key(1)]).await;
-    let check = w.watcher().check().await.unwrap();
-    assert_eq!((check.action, check.manifest_version, check.running.as_str()), ("swapped", 2, "1.0.2"));
+    let check = w.check().await.unwrap();
+    assert_eq!((field(&check, "action"), number(&check, "manifestVersion"), field(&check, "running")), ("swapped".into(), 2.0, "1.0.2".into()));
     assert_eq!(call_i64(&increment), 3, "the count travelled to the new version through the same reference");
-    let view = w.watcher().view();
-    assert_eq!((view.manifest_version, view.current.as_deref(), view.versions.len()), (Some(2), Some("1.0.2"), 2));
-    assert_eq!(w.watcher().check().await.unwrap().action, "up-to-date");
+    let view = w.view();
+    let listed = Reflect::get(&view, &"versions".into()).unwrap().unchecked_into::<Array>().length();
+    assert_eq!((number(&view, "manifestVersion"), field(&view, "current"), listed), (2.0, "1.0.2".into(), 2));
+    assert_eq!(w.checked().await.0, "up-to-date");
     assert_eq!(number(&w.event("manifest").unwrap(), "manifestVersion"), 1.0);
 }
 
@@ -220,8 +228,8 @@ async fn a_major_release_is_taken_when_it_migrates_the_running_schema_and_never_
     never.publish(&start, &[&key(1)]).await;
     let w = watch(&never, r#"{"majorUpdates":"never"}"#).await;
     never.publish(&Manifest { version: 2, ..listed.clone() }, &[&key(1)]).await;
-    let check = w.watcher().check().await.unwrap();
-    assert_eq!((check.action, check.reason, w.version().as_str()), ("skipped", Some("major"), "1.0.0"));
+    let (action, _, reason) = w.checked().await;
+    assert_eq!((action.as_str(), reason.as_str(), w.version().as_str()), ("skipped", "major", "1.0.0"));
     let skipped = w.event("update-skipped").expect("an update-skipped event");
     assert_eq!((field(&skipped, "version"), field(&skipped, "reason")), ("2.0.0".into(), "major".into()));
 
@@ -230,16 +238,16 @@ async fn a_major_release_is_taken_when_it_migrates_the_running_schema_and_never_
     let w = watch(&no_path, "{}").await;
     let unconnected = Release { state_schema: 3, migrates_from: vec![2], ..v2.clone() };
     no_path.publish(&manifest(2, 3600, "3.0.0", vec![("3.0.0", unconnected)]), &[&key(1)]).await;
-    assert_eq!(w.watcher().check().await.unwrap().reason, Some("no-migration"));
+    assert_eq!(w.checked().await.2, "no-migration");
 
     let migrating = Registry::new("major-migrates");
     migrating.publish(&start, &[&key(1)]).await;
     let w = watch(&migrating, "{}").await;
-    call_i64(&export(&w.slot, "increment"));
+    call_i64(&w.hot_swap().export("increment"));
     migrating.publish(&Manifest { version: 2, ..listed }, &[&key(1)]).await;
-    assert_eq!(w.watcher().check().await.unwrap().action, "swapped");
+    assert_eq!(w.checked().await.0, "swapped");
     assert_eq!(w.version(), "2.0.0");
-    assert_eq!(call_i64(&export(&w.slot, "increment")), 3, "the count of 1 migrated to schema 2 (which steps by 2)");
+    assert_eq!(call_i64(&w.hot_swap().export("increment")), 3, "the count of 1 migrated to schema 2 (which steps by 2)");
 }
 
 // ---------- the TUF protections
@@ -252,13 +260,12 @@ async fn rollback_attack_an_older_manifest_is_refused_and_the_last_seen_version_
     let w = watch(&registry, "{}").await;
     registry.publish(&old, &[&key(1)]).await;
     let err = w.assert_check_refused("MANIFEST_ROLLBACK").await;
-    assert!(err.to_string().contains("version 4 is older than version 5"), "{err}");
+    assert!(err.contains("version 4 is older than version 5"), "{err}");
     drop(w);
     // A new watcher of the same manifest URL (as after a page reload) shares nothing with
     // the first but localStorage, and still refuses version 4.
     let again = watch(&registry, "{}").await;
-    let err = again.result.as_ref().err().expect("a reloaded page must refuse the older manifest");
-    assert_eq!(err.code(), "MANIFEST_ROLLBACK");
+    assert_eq!(again.refused().as_deref(), Some("MANIFEST_ROLLBACK"), "a reloaded page must refuse the older manifest");
 }
 
 #[wasm_bindgen_test]
@@ -266,7 +273,7 @@ async fn freeze_attack_an_expired_manifest_is_refused_and_reported_even_when_the
     let expired = Registry::new("freeze");
     expired.publish(&manifest(1, -10, "1.0.0", vec![("1.0.0", counter_v1().await)]), &[&key(1)]).await;
     let w = watch(&expired, "{}").await;
-    assert_eq!(w.result.as_ref().err().map(LoaderError::code), Some("MANIFEST_EXPIRED"));
+    assert_eq!(w.refused().as_deref(), Some("MANIFEST_EXPIRED"));
 
     let stale = Registry::new("freeze-304");
     stale.publish(&manifest(1, 2, "1.0.0", vec![("1.0.0", counter_v1().await)]), &[&key(1)]).await;
@@ -284,21 +291,21 @@ async fn mix_and_match_attack_a_module_other_than_the_listed_one_is_refused_and_
     let registry = Registry::new("mix");
     registry.publish(&manifest(1, 3600, "1.0.0", vec![("1.0.0", counter_v1().await)]), &[&key(1)]).await;
     let w = watch(&registry, "{}").await;
-    call_i64(&export(&w.slot, "increment"));
+    call_i64(&w.hot_swap().export("increment"));
     // The listed 1.0.1 is the trapping build's digest; the server hands out another genuine
     // guest (a signed 1.0.2 from elsewhere) at its URL.
     let listed = release("counter-traps-after-swap", "/guests/wat-counter.wasm", 1, &[]).await;
     registry.publish(&manifest(2, 3600, "1.0.1", vec![("1.0.0", counter_v1().await), ("1.0.1", listed)]), &[&key(1)]).await;
     w.assert_check_refused("HASH_MISMATCH").await;
-    let again = w.watcher().check().await.unwrap();
-    assert_eq!((again.action, again.reason), ("skipped", Some("failed-here")));
+    let (action, _, reason) = w.checked().await;
+    assert_eq!((action.as_str(), reason.as_str()), ("skipped", "failed-here"));
 }
 
 #[wasm_bindgen_test]
 async fn endless_data_attack_manifest_and_module_downloads_stop_at_their_caps() {
     let w = watch_url(&format!("{}/endless", server()), r#"{"maxManifestBytes":65536}"#).await;
     let err = w.result.as_ref().err().expect("an endless manifest must be refused");
-    assert_eq!((err.code(), err.to_string().contains("65536")), ("MANIFEST_TOO_LARGE", true), "{err}");
+    assert_eq!((w.refused().as_deref(), message_of(err).contains("65536")), (Some("MANIFEST_TOO_LARGE"), true), "{}", message_of(err));
 
     let registry = Registry::new("endless-module");
     registry.publish(&manifest(1, 3600, "1.0.0", vec![("1.0.0", counter_v1().await)]), &[&key(1)]).await;
@@ -308,7 +315,7 @@ async fn endless_data_attack_manifest_and_module_downloads_stop_at_their_caps() 
     let endless = Release { sha256: "00".repeat(32), ..endless };
     registry.publish(&manifest(2, 3600, "1.0.1", vec![("1.0.1", endless)]), &[&key(1)]).await;
     let err = w.assert_check_refused("MODULE_TOO_LARGE").await;
-    assert!(err.to_string().contains("40000"), "{err}");
+    assert!(err.contains("40000"), "{err}");
 }
 
 #[wasm_bindgen_test]
@@ -330,7 +337,7 @@ async fn arbitrary_installation_only_manifests_signed_by_enough_pinned_keys_are_
     let untrusted = Registry::new("sig-untrusted");
     untrusted.publish(&v1, &[&key(9)]).await;
     let w = watch(&untrusted, "{}").await;
-    assert_eq!(w.result.as_ref().err().map(LoaderError::code), Some("MANIFEST_SIGNATURE"), "signed by a key nobody pinned");
+    assert_eq!(w.refused().as_deref(), Some("MANIFEST_SIGNATURE"), "signed by a key nobody pinned");
 
     // A valid signature over other bytes: the payload was edited after signing.
     let edited = Registry::new("sig-edited");
@@ -339,7 +346,7 @@ async fn arbitrary_installation_only_manifests_signed_by_enough_pinned_keys_are_
     envelope.payload = Envelope::seal(&evil, &[], |_, _| [0; 64]).payload;
     edited.put("manifest.json", &envelope.to_json()).await;
     let w = watch(&edited, "{}").await;
-    assert_eq!(w.result.as_ref().err().map(LoaderError::code), Some("MANIFEST_SIGNATURE"), "edited payload");
+    assert_eq!(w.refused().as_deref(), Some("MANIFEST_SIGNATURE"), "edited payload");
 
     // 2-of-2: one signature is not enough, both are.
     let pins = format!(r#"{{"keys":["{}","{}"],"threshold":2}}"#, public_hex(&key(1)), public_hex(&key(2)));
@@ -347,7 +354,7 @@ async fn arbitrary_installation_only_manifests_signed_by_enough_pinned_keys_are_
     one.publish(&v1, &[&key(1), &key(1)]).await;
     let w = watch(&one, &pins).await;
     let err = w.result.as_ref().err().expect("one distinct signer of two required");
-    assert_eq!((err.code(), err.to_string().contains("1 trusted key(s), 2 required")), ("MANIFEST_SIGNATURE", true), "{err}");
+    assert_eq!((w.refused().as_deref(), message_of(err).contains("1 trusted key(s), 2 required")), (Some("MANIFEST_SIGNATURE"), true), "{}", message_of(err));
     let both = Registry::new("sig-two-of-two");
     both.publish(&v1, &[&key(2), &key(1)]).await;
     assert_eq!(watch(&both, &pins).await.version(), "1.0.0");
@@ -367,13 +374,13 @@ async fn the_fallback_guest_runs_when_the_registry_is_unreachable_and_is_replace
     assert_eq!(w.version(), "1.0.0");
     let notice = w.event("fallback").expect("a fallback event says why");
     assert_eq!(field(&notice, "code"), "HTTP_STATUS");
-    assert!(w.watcher().view().using_fallback);
-    call_i64(&export(&w.slot, "increment"));
+    assert_eq!(Reflect::get(&w.view(), &"usingFallback".into()).unwrap(), JsValue::TRUE);
+    call_i64(&w.hot_swap().export("increment"));
     let patch = release("wat-counter", "/guests/wat-counter.wasm", 1, &[]).await;
     registry.publish(&manifest(1, 3600, "1.0.2", vec![("1.0.2", patch)]), &[&key(1)]).await;
-    assert_eq!(w.watcher().check().await.unwrap().action, "swapped");
-    assert!(!w.watcher().view().using_fallback);
-    assert_eq!(call_i64(&export(&w.slot, "increment")), 2, "the fallback's state moved to the listed release");
+    assert_eq!(w.checked().await.0, "swapped");
+    assert_eq!(Reflect::get(&w.view(), &"usingFallback".into()).unwrap(), JsValue::FALSE);
+    assert_eq!(call_i64(&w.hot_swap().export("increment")), 2, "the fallback's state moved to the listed release");
 
     let forged = Registry::new("fallback-forged");
     forged.publish(&manifest(1, 3600, "1.0.0", vec![("1.0.0", counter_v1().await)]), &[&key(7)]).await;
@@ -410,13 +417,14 @@ async fn a_server_push_makes_the_page_update_without_waiting_for_the_next_poll()
     registry.publish(&manifest(1, 3600, "1.0.0", vec![("1.0.0", counter_v1().await)]), &[&key(1)]).await;
     let push = format!(r#"{{"push":"{}/events"}}"#, registry.base);
     let w = watch(&registry, &push).await;
+    let push_open = || Reflect::get(&w.view(), &"pushOpen".into()).unwrap() == JsValue::TRUE;
     for _ in 0..100 {
-        if w.watcher().view().push_open {
+        if push_open() {
             break;
         }
         sleep_ms(50).await;
     }
-    assert!(w.watcher().view().push_open, "the push channel opened");
+    assert!(push_open(), "the push channel opened");
     let patch = release("wat-counter", "/guests/wat-counter.wasm", 1, &[]).await;
     registry.publish(&manifest(2, 3600, "1.0.2", vec![("1.0.2", patch)]), &[&key(1)]).await;
     // The poll interval is 10 minutes (100 while pushed): only the push can bring this.
@@ -434,17 +442,17 @@ async fn a_release_rolled_back_after_a_trap_is_skipped_but_releases_promoted_aga
     registry.publish(&all("1.0.0", 1), &[&key(1)]).await;
     let w = watch(&registry, "{}").await;
     registry.publish(&all("1.0.1", 2), &[&key(1)]).await;
-    assert_eq!(w.watcher().check().await.unwrap().action, "swapped");
-    let trap = export(&w.slot, "increment").call0(&JsValue::UNDEFINED).expect_err("1.0.1 traps on probation");
+    assert_eq!(w.checked().await.0, "swapped");
+    let trap = w.hot_swap().export("increment").call0(&JsValue::UNDEFINED).expect_err("1.0.1 traps on probation");
     assert_eq!(Reflect::get(&trap, &"rolledBack".into()).unwrap(), JsValue::TRUE);
-    let again = w.watcher().check().await.unwrap();
-    assert_eq!((again.action, again.reason, again.running.as_str()), ("skipped", Some("failed-here"), "1.0.0"));
+    let (action, running, reason) = w.checked().await;
+    assert_eq!((action.as_str(), reason.as_str(), running.as_str()), ("skipped", "failed-here", "1.0.0"));
     // The publisher moves on (1.0.2), goes back (1.0.0) and forward again (1.0.2): every
     // release that ran fine here is taken each time it is made current.
     for (version, current) in [(3, "1.0.2"), (4, "1.0.0"), (5, "1.0.2")] {
         registry.publish(&all(current, version), &[&key(1)]).await;
-        let check = w.watcher().check().await.unwrap();
-        assert_eq!((check.action, check.running.as_str()), ("swapped", current), "manifest {version}");
+        let (action, running, _) = w.checked().await;
+        assert_eq!((action.as_str(), running.as_str()), ("swapped", current), "manifest {version}");
     }
 }
 
@@ -453,8 +461,39 @@ async fn a_manifest_that_is_not_an_envelope_is_refused_as_invalid() {
     let registry = Registry::new("garbage");
     registry.put("manifest.json", b"<html>maintenance</html>").await;
     let w = watch(&registry, "{}").await;
-    assert_eq!(w.result.as_ref().err().map(LoaderError::code), Some("MANIFEST_INVALID"));
+    assert_eq!(w.refused().as_deref(), Some("MANIFEST_INVALID"));
     registry.put("manifest.json", br#"{"payload":"e30=","signatures":[],"extra":1}"#).await;
     let w = watch(&registry, "{}").await;
-    assert_eq!(w.result.as_ref().err().map(LoaderError::code), Some("MANIFEST_INVALID"), "unknown envelope fields are refused");
+    assert_eq!(w.refused().as_deref(), Some("MANIFEST_INVALID"), "unknown envelope fields are refused");
+}
+
+#[wasm_bindgen_test]
+async fn freeing_a_watched_hotswap_without_dispose_stops_polling_closes_the_push_channel_and_the_guest() {
+    let registry = Registry::new("free");
+    registry.publish(&manifest(1, 3600, "1.0.0", vec![("1.0.0", counter_v1().await)]), &[&key(1)]).await;
+    let push = format!(r#"{{"push":"{}/events","pollIntervalMs":40,"maxBackoffMs":40}}"#, registry.base);
+    let w = watch(&registry, &push).await;
+    let increment = w.hot_swap().export("increment");
+    call_i64(&increment);
+    for _ in 0..100 {
+        if registry.stat("listeners").await >= 1.0 {
+            break;
+        }
+        sleep_ms(20).await;
+    }
+    assert_eq!(registry.stat("listeners").await, 1.0, "the push channel is open");
+    // Make the watcher poll busily (40 ms while the push channel is open means 400 ms; the
+    // 503s make it retry every 40 ms), so a watcher left running would show in the stats.
+    registry.put("fail/1000", b"").await;
+    sleep_ms(200).await;
+    w.hot_swap().free();
+    sleep_ms(100).await;
+    let requests = registry.stat("failed").await + registry.stat("notModified").await + registry.stat("full").await;
+    sleep_ms(500).await;
+    let later = registry.stat("failed").await + registry.stat("notModified").await + registry.stat("full").await;
+    assert_eq!(later, requests, "no request after free()");
+    assert_eq!(registry.stat("listeners").await, 0.0, "the push channel was closed");
+    let err = increment.call0(&JsValue::UNDEFINED).expect_err("the guest no longer runs");
+    assert_eq!(LoaderError::code_of(&err).as_deref(), Some("DISPOSED"));
+    std::mem::forget(w);
 }

@@ -4,7 +4,7 @@
 //
 //   /guests/<file>              target/guests (application/wasm)
 //   /truncated/<file>           announces the full Content-Length, sends half, then resets
-//   /endless                    streams bytes forever (for byte caps)
+//   /endless                    a wasm header, then bytes forever (for byte caps)
 //   /as-text/<file>             the guest served as text/plain (the loader must not care)
 //   /flipped/<file>             the guest with one byte flipped (a wrong-software module)
 //   /status/<code>              an empty response with that status
@@ -96,7 +96,7 @@ async function registry(req, res, name, rest) {
     ch.listeners.add(res);
     return res.on('close', () => ch.listeners.delete(res));
   }
-  if (rest === 'stats') return send(res, 200, Buffer.from(JSON.stringify(ch.stats)), 'application/json');
+  if (rest === 'stats') return send(res, 200, Buffer.from(JSON.stringify({ ...ch.stats, listeners: ch.listeners.size })), 'application/json');
   return send(res, 404, Buffer.from('not found'), 'text/plain');
 }
 
@@ -116,6 +116,8 @@ const server = createServer(async (req, res) => {
   if (head === 'status') return send(res, Number(tail) || 500, Buffer.alloc(0), 'text/plain');
   if (head === 'endless') {
     res.writeHead(200, { 'content-type': 'application/wasm', ...isolation });
+    // A wasm header and a custom section announcing 4 GiB, so only a byte cap stops it.
+    res.write(Buffer.from([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f, 1, 0x78]));
     const chunk = Buffer.alloc(64 * 1024, 7);
     let sent = 0;
     const pump = () => { while (sent < 2 ** 32 && res.write(chunk)) sent += chunk.length; };

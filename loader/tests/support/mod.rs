@@ -6,9 +6,7 @@ use std::rc::Rc;
 use js_sys::{Function, Reflect, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
-use wasm_hotswap::hash::Digest;
-use wasm_hotswap::options::{LoadOptions, ModuleSource, Origin};
-use wasm_hotswap::slot::Slot;
+use wasm_hotswap::{Digest, LoadOptions, ModuleSource, Origin, Slot};
 
 pub fn server() -> &'static str {
     option_env!("HOTSWAP_TEST_SERVER").expect("build with HOTSWAP_TEST_SERVER=<fixture server URL> (npm test does)")
@@ -55,10 +53,68 @@ pub fn export(slot: &Slot, name: &str) -> Function {
 
 /// SHA-256 of the running guest's saved state.
 pub fn checksum(slot: &Slot) -> String {
-    wasm_hotswap::hash::sha256(&slot.save_state().unwrap().1).to_hex()
+    Digest::of(&slot.save_state().unwrap().1).to_hex()
 }
 
 pub fn call_i64(f: &Function) -> i64 {
     i64::try_from(f.call0(&JsValue::UNDEFINED).unwrap()).unwrap()
 }
 
+
+pub fn field(value: &JsValue, name: &str) -> String {
+    Reflect::get(value, &name.into()).ok().and_then(|v| v.as_string()).unwrap_or_default()
+}
+
+/// The message of a thrown JS value (an `Error`'s message, or the value itself as text).
+pub fn message_of(error: &JsValue) -> String {
+    match error.as_string() {
+        Some(text) => text,
+        None => field(error, "message"),
+    }
+}
+
+pub async fn sleep_ms(ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        web_sys::window().unwrap().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms).unwrap();
+    });
+    JsFuture::from(promise).await.unwrap();
+}
+
+/// A `HotSwap` as JS holds it: every call goes through the public JS API.
+pub struct JsHotSwap(pub JsValue);
+
+impl JsHotSwap {
+    pub fn get(&self, name: &str) -> JsValue {
+        Reflect::get(&self.0, &name.into()).unwrap()
+    }
+
+    pub fn call(&self, name: &str, args: &[JsValue]) -> Result<JsValue, JsValue> {
+        let method: Function = self.get(name).unchecked_into();
+        Reflect::apply(&method, &self.0, &args.iter().collect())
+    }
+
+    /// Call a method that returns a Promise, and await it.
+    pub async fn call_async(&self, name: &str, args: &[JsValue]) -> Result<JsValue, JsValue> {
+        JsFuture::from(js_sys::Promise::from(self.call(name, args)?)).await
+    }
+
+    pub fn version(&self) -> String {
+        field(&self.get("current"), "version")
+    }
+
+    pub fn export(&self, name: &str) -> Function {
+        Reflect::get(&self.get("exports"), &name.into()).unwrap().unchecked_into()
+    }
+
+    /// SHA-256 of the running guest's saved state.
+    pub fn checksum(&self) -> String {
+        let saved = self.call("saveState", &[]).unwrap();
+        let bytes: Uint8Array = Reflect::get(&saved, &"bytes".into()).unwrap().unchecked_into();
+        Digest::of(&bytes.to_vec()).to_hex()
+    }
+
+    /// `free()`: what JS calls to release the object (and what garbage collection does).
+    pub fn free(&self) {
+        self.call("free", &[]).unwrap();
+    }
+}

@@ -5,18 +5,21 @@
 //! signatures reach the threshold; the rules themselves live in `hotswap-registry`, shared
 //! with the `hotswap` CLI.
 
+use std::ops::ControlFlow;
+
 use hotswap_registry::{signed_message, Envelope, Manifest, PinnedKey};
 use js_sys::{Array, Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{AbortController, ReadableStreamDefaultReader, RequestCache, Response};
+use web_sys::RequestCache;
 
-use crate::error::{js_message, LoaderError};
-use crate::fetch::{content_length, global_fetch, read_capped};
+use crate::error::LoaderError;
+use crate::js::js_message;
+use crate::net::{self, ReadError};
 
 /// What the app trusts: its pinned keys and how many of them must have signed.
 #[derive(Clone, Debug)]
-pub struct Trust {
+pub(crate) struct Trust {
     /// Pinned Ed25519 public keys.
     pub keys: Vec<PinnedKey>,
     /// Valid signatures by distinct pinned keys required (k of n).
@@ -26,7 +29,8 @@ pub struct Trust {
 }
 
 /// The answer to a manifest request.
-pub enum Fetched {
+#[derive(Debug)]
+pub(crate) enum Fetched {
     /// 304: the manifest last fetched is still the registry's.
     NotModified,
     /// The manifest's bytes (not yet trusted) and its ETag.
@@ -39,50 +43,41 @@ pub enum Fetched {
 }
 
 /// Fetch the manifest, conditionally on `etag`, never reading more than `max_bytes`.
-pub async fn fetch_manifest(url: &str, etag: Option<&str>, max_bytes: u64) -> Result<Fetched, LoaderError> {
-    let failed = |e: &JsValue| LoaderError::FetchFailed { url: url.to_string(), message: js_message(e) };
-    let abort = AbortController::new().map_err(|e| failed(&e))?;
+pub(crate) async fn fetch_manifest(url: &str, etag: Option<&str>, max_bytes: u64) -> Result<Fetched, LoaderError> {
     let init = web_sys::RequestInit::new();
-    init.set_signal(Some(&abort.signal()));
     // Our own If-None-Match decides freshness; the HTTP cache must not answer for the server.
     init.set_cache(RequestCache::NoStore);
     if let Some(etag) = etag {
-        let headers = web_sys::Headers::new().map_err(|e| failed(&e))?;
-        headers.set("if-none-match", etag).map_err(|e| failed(&e))?;
+        let headers = web_sys::Headers::new().map_err(|e| LoaderError::internal("Headers", &e))?;
+        headers.set("if-none-match", etag).map_err(|e| LoaderError::internal("If-None-Match", &e))?;
         init.set_headers(&headers);
     }
-    let response: Response = JsFuture::from(global_fetch(url, &init).map_err(|e| failed(&e))?)
-        .await
-        .map_err(|e| failed(&e))?
-        .unchecked_into();
+    let (response, abort) = net::fetch(url, &init).await?;
     if response.status() == 304 {
         return Ok(Fetched::NotModified);
     }
     if !response.ok() {
         return Err(LoaderError::HttpStatus { url: url.to_string(), status: response.status() });
     }
-    let too_large = |limit, actual| LoaderError::ManifestTooLarge { limit, actual };
-    if let Some(announced) = content_length(&response).filter(|n| *n > max_bytes) {
-        abort.abort();
-        return Err(too_large(max_bytes, announced));
-    }
     let etag = response.headers().get("etag").ok().flatten();
     let body = response.body().ok_or_else(|| LoaderError::BodyIncomplete { received: 0, message: "no body".into() })?;
-    let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
-    let expected = content_length(&response).unwrap_or(0) as usize;
-    match read_capped(&reader, max_bytes, expected, |_| {}).await {
-        Ok(bytes) => Ok(Fetched::Body { bytes, etag }),
-        Err(e) => {
-            abort.abort();
-            let _ = reader.cancel();
-            Err(e.into_error(max_bytes, too_large))
-        }
+    let mut bytes = Vec::new();
+    let read = net::read_capped(&response, body, Some(&abort), max_bytes, |chunk| {
+        bytes.extend_from_slice(chunk);
+        ControlFlow::Continue(())
+    })
+    .await;
+    match read {
+        Ok(_) => Ok(Fetched::Body { bytes, etag }),
+        Err(ReadError::TooLarge(actual)) => Err(LoaderError::ManifestTooLarge { limit: max_bytes, actual }),
+        Err(ReadError::Incomplete { received, message }) => Err(LoaderError::BodyIncomplete { received, message }),
+        Err(ReadError::Stopped) => Err(LoaderError::BodyIncomplete { received: bytes.len() as u64, message: "stopped".into() }),
     }
 }
 
 /// The manifest in `bytes`, if enough pinned keys signed it, it has not expired and it is
 /// not older than `seen`.
-pub async fn verify_manifest(bytes: &[u8], trust: &Trust, seen: Option<u64>) -> Result<Manifest, LoaderError> {
+pub(crate) async fn verify_manifest(bytes: &[u8], trust: &Trust, seen: Option<u64>) -> Result<Manifest, LoaderError> {
     let envelope = Envelope::parse(bytes)?;
     let message = signed_message(&envelope.payload_bytes()?);
     let mut valid = 0;
@@ -97,7 +92,7 @@ pub async fn verify_manifest(bytes: &[u8], trust: &Trust, seen: Option<u64>) -> 
 }
 
 /// Seconds since the Unix epoch, by the page's clock.
-pub fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     (js_sys::Date::now() / 1000.0) as u64
 }
 
@@ -108,7 +103,7 @@ async fn ed25519_verify(public: &[u8; 32], signature: &[u8; 64], message: &[u8])
         .and_then(|crypto| Reflect::get(&crypto, &"subtle".into()))
         .ok()
         .filter(|s| s.is_object())
-        .ok_or_else(|| LoaderError::CryptoUnavailable("no crypto.subtle (not a secure context?)".into()))?;
+        .ok_or_else(|| LoaderError::CryptoUnavailable { reason: "no crypto.subtle (not a secure context?)".into() })?;
     let algorithm = Object::new();
     let _ = Reflect::set(&algorithm, &"name".into(), &"Ed25519".into());
     let usages: Array = [JsValue::from("verify")].into_iter().collect();
@@ -124,7 +119,7 @@ async fn ed25519_verify(public: &[u8; 32], signature: &[u8; 64], message: &[u8])
     let key = match call_subtle(&subtle, "importKey", &args).await {
         Ok(key) => key,
         Err(e) if error_name(&e) == "NotSupportedError" => {
-            return Err(LoaderError::CryptoUnavailable(format!("WebCrypto has no Ed25519: {}", js_message(&e))))
+            return Err(LoaderError::CryptoUnavailable { reason: format!("WebCrypto has no Ed25519: {}", js_message(&e)) })
         }
         Err(_) => return Ok(false),
     };
@@ -145,23 +140,24 @@ fn error_name(e: &JsValue) -> String {
 
 /// The highest manifest version accepted from one manifest URL, kept in `localStorage`
 /// (when the page has one) so that the rollback protection survives a reload.
-pub struct SeenVersion {
+#[derive(Debug)]
+pub(crate) struct SeenVersion {
     key: String,
 }
 
 impl SeenVersion {
     /// The record for `manifest_url` (an absolute URL).
-    pub fn new(manifest_url: &str) -> Self {
+    pub(crate) fn new(manifest_url: &str) -> Self {
         Self { key: format!("wasm-hotswap:manifest-version:{manifest_url}") }
     }
 
     /// The version last recorded.
-    pub fn get(&self) -> Option<u64> {
+    pub(crate) fn get(&self) -> Option<u64> {
         storage()?.get_item(&self.key).ok()??.parse().ok()
     }
 
     /// Record `version` (never lowering the record).
-    pub fn raise_to(&self, version: u64) {
+    pub(crate) fn raise_to(&self, version: u64) {
         if self.get().is_some_and(|seen| seen >= version) {
             return;
         }

@@ -9,21 +9,35 @@ use std::collections::HashSet;
 use hotswap_registry::Release;
 use semver::Version;
 
-use crate::slot::VersionInfo;
+use crate::js::js_enum;
+use crate::version::VersionInfo;
 
-/// What to do about major releases.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MajorUpdates {
-    /// Swap when the state can travel: the new guest migrates from the running schema (or
-    /// the running guest can save down to the new one's).
-    WithMigration,
-    /// Never swap automatically; the app decides (`checkForUpdates` reports them).
-    Never,
+js_enum! {
+    /// What to do about major releases.
+    pub(crate) enum MajorUpdates as "MajorUpdates" {
+        /// Swap when the state can travel: the new guest migrates from the running schema
+        /// (or the running guest can save down to the new one's).
+        WithMigration = "with-migration",
+        /// Never swap automatically; the app decides (`checkForUpdates` reports them).
+        Never = "never",
+    }
+}
+
+js_enum! {
+    /// Why an update is skipped.
+    pub(crate) enum SkipReason as "SkipReason" {
+        /// A major release and `majorUpdates: "never"`.
+        Major = "major",
+        /// A major release whose state schema no migration connects to the running one.
+        NoMigration = "no-migration",
+        /// That exact module already failed on this page, or was rolled back from.
+        FailedHere = "failed-here",
+    }
 }
 
 /// The verdict on the manifest's current release.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// It is the running version.
     UpToDate,
     /// Swap to it.
@@ -32,31 +46,9 @@ pub enum Decision {
     Skip(SkipReason),
 }
 
-/// Why an update is skipped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SkipReason {
-    /// A major release and `majorUpdates: "never"`.
-    Major,
-    /// A major release whose state schema no migration connects to the running one.
-    NoMigration,
-    /// That exact module already failed on this page, or was rolled back from.
-    FailedHere,
-}
-
-impl SkipReason {
-    /// The name used in events.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Major => "major",
-            Self::NoMigration => "no-migration",
-            Self::FailedHere => "failed-here",
-        }
-    }
-}
-
 /// Decide whether `release` (listed as `version`) should replace `running`. `failed` holds
 /// the digests that failed on this page or were rolled back from: none is tried again.
-pub fn decide(running: &VersionInfo, version: &str, release: &Release, failed: &HashSet<String>, major: MajorUpdates) -> Decision {
+pub(crate) fn decide(running: &VersionInfo, version: &str, release: &Release, failed: &HashSet<String>, major: MajorUpdates) -> Decision {
     if release.sha256 == running.sha256 {
         return Decision::UpToDate;
     }

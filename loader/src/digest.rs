@@ -1,30 +1,30 @@
-//! Stage 2 (verify): incremental SHA-256 over the bytes as they stream in, compared in
-//! constant time with the digest the app expects.
+//! SHA-256 digests: the identity of a module's bytes. Fed chunk by chunk as the bytes stream
+//! in, compared in constant time with the digest the app expects.
 
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
 
 /// A SHA-256 digest.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Digest(pub [u8; 32]);
+
+impl std::fmt::Debug for Digest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Digest({})", self.to_hex())
+    }
+}
 
 impl Digest {
     /// Parse 64 hex digits (either case).
-    pub fn from_hex(hex: &str) -> Option<Self> {
-        if hex.len() != 64 {
-            return None;
-        }
+    pub fn from_hex(text: &str) -> Option<Self> {
         let mut out = [0u8; 32];
-        for (i, pair) in hex.as_bytes().chunks_exact(2).enumerate() {
-            out[i] = (nibble(pair[0])? << 4) | nibble(pair[1])?;
-        }
+        hex::decode_to_slice(text, &mut out).ok()?;
         Some(Self(out))
     }
 
     /// Lower-case hex.
     pub fn to_hex(&self) -> String {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        self.0.iter().flat_map(|b| [HEX[usize::from(b >> 4)] as char, HEX[usize::from(b & 15)] as char]).collect()
+        hex::encode(self.0)
     }
 
     /// Constant-time equality: the time taken does not tell how many bytes matched.
@@ -33,36 +33,35 @@ impl Digest {
     }
 }
 
-fn nibble(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
+/// SHA-256 fed chunk by chunk (one large cold call is ~10x slower in the browser).
+#[derive(Default)]
+pub(crate) struct StreamingHash(Sha256);
+
+impl std::fmt::Debug for StreamingHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StreamingHash")
     }
 }
 
-/// SHA-256 fed chunk by chunk (one large cold call is ~10x slower in the browser).
-#[derive(Default)]
-pub struct StreamingHash(Sha256);
-
 impl StreamingHash {
     /// Hash the next chunk.
-    pub fn update(&mut self, chunk: &[u8]) {
+    pub(crate) fn update(&mut self, chunk: &[u8]) {
         self.0.update(chunk);
     }
 
     /// The digest of everything fed.
-    pub fn finish(self) -> Digest {
+    pub(crate) fn finish(self) -> Digest {
         Digest(self.0.finalize().into())
     }
 }
 
-/// SHA-256 of `bytes` in one go (for benchmarks and tools).
-pub fn sha256(bytes: &[u8]) -> Digest {
-    let mut h = StreamingHash::default();
-    h.update(bytes);
-    h.finish()
+impl Digest {
+    /// SHA-256 of `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        let mut h = StreamingHash::default();
+        h.update(bytes);
+        h.finish()
+    }
 }
 
 #[cfg(test)]
@@ -71,7 +70,7 @@ mod tests {
 
     #[test]
     fn known_vector_and_hex_roundtrip() {
-        let d = sha256(b"abc");
+        let d = Digest::of(b"abc");
         assert_eq!(d.to_hex(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
         assert_eq!(Digest::from_hex(&d.to_hex().to_uppercase()), Some(d));
     }
@@ -80,6 +79,7 @@ mod tests {
     fn malformed_hex_is_refused() {
         assert_eq!(Digest::from_hex("abc"), None);
         assert_eq!(Digest::from_hex(&"g".repeat(64)), None);
+        assert_eq!(Digest::from_hex(&"a".repeat(66)), None);
     }
 
     #[test]
@@ -87,6 +87,6 @@ mod tests {
         let data: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
         let mut h = StreamingHash::default();
         data.chunks(777).for_each(|c| h.update(c));
-        assert!(h.finish().matches(&sha256(&data)));
+        assert!(h.finish().matches(&Digest::of(&data)));
     }
 }

@@ -1,9 +1,9 @@
-//! A watched slot: the guest follows a signed registry. The watcher loads the release the
-//! verified manifest names as current (or the app's fallback guest when the registry cannot
-//! be reached or trusted), then checks the manifest again whenever the server pushes a hint
-//! (Server-Sent Events) and, as a fallback, by polling with `If-None-Match`, backing off
-//! after errors. Each check runs the trust stage, then the update policy, then an ordinary
-//! queued swap with the listed digest and size as the module's hash and byte cap.
+//! The watcher: loads the release the verified manifest names as current (or the app's
+//! fallback guest when the registry cannot be reached or trusted), then checks the manifest
+//! again whenever the server pushes a hint (Server-Sent Events) and, as a fallback, by
+//! polling with `If-None-Match`, backing off after errors. Each check runs the trust stage,
+//! then the update policy, then an ordinary queued swap with the listed digest and size as
+//! the module's hash and byte cap.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
@@ -11,96 +11,27 @@ use std::rc::{Rc, Weak};
 
 use hotswap_registry::{Manifest, Release};
 use js_sys::{Function, Promise, Reflect};
-use serde::Serialize;
 use wasm_bindgen::{closure::Closure, JsCast, JsValue};
 use wasm_bindgen_futures::{spawn_local, JsFuture};
 use web_sys::EventSource;
 
-use crate::error::{js_message, LoaderError};
-use crate::events::{Detail, Event};
-use crate::hash::Digest;
+use super::events::{CheckAction, ListedRelease, RegistryView, UpdateCheck, WatchEvent};
+use super::options::WatchConfig;
+use super::policy::{decide, Decision, SkipReason};
+use super::trust::{fetch_manifest, unix_now, verify_manifest, Fetched, SeenVersion};
+use crate::digest::Digest;
+use crate::error::LoaderError;
+use crate::events::Event;
+use crate::js::js_message;
 use crate::options::{ModuleSource, Origin};
-use crate::policy::{decide, Decision, MajorUpdates};
 use crate::queue::OpQueue;
-use crate::slot::{Slot, VersionInfo};
-use crate::trust::{fetch_manifest, unix_now, verify_manifest, Fetched, SeenVersion, Trust};
-
-/// How a slot follows its registry (read from `HotSwap.watch`'s options).
-#[derive(Clone, Debug)]
-pub struct WatchOptions {
-    /// The manifest's absolute URL.
-    pub manifest_url: String,
-    /// The guest to follow.
-    pub guest: String,
-    /// Pinned keys, threshold and manifest byte cap.
-    pub trust: Trust,
-    /// What to do about major releases.
-    pub major: MajorUpdates,
-    /// Milliseconds between polls while no push channel is open (and the first backoff step).
-    pub poll_ms: f64,
-    /// Longest wait between attempts after repeated errors.
-    pub max_backoff_ms: f64,
-    /// A Server-Sent Events URL; any message on it means "check the manifest now".
-    pub push_url: Option<String>,
-    /// The guest to run when the registry cannot be reached or trusted (a `ModuleSource`).
-    pub fallback: Option<JsValue>,
-}
+use crate::slot::Slot;
+use crate::version::VersionInfo;
 
 /// While a push channel is open, polling only guards against a silently dead connection.
 const POLL_FACTOR_WHILE_PUSHED: f64 = 10.0;
 
-/// The outcome of one check, as `checkForUpdates()` reports it.
-#[derive(Serialize, Clone, Debug)]
-#[serde(rename_all = "camelCase")]
-pub struct UpdateCheck {
-    /// The verified manifest's version.
-    pub manifest_version: u64,
-    /// The release the manifest names as current.
-    pub listed: String,
-    /// The version running after the check.
-    pub running: String,
-    /// `up-to-date`, `swapped` or `skipped`.
-    pub action: &'static str,
-    /// Why it was skipped (`major`, `no-migration`, `failed-here`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<&'static str>,
-}
-
-/// What the page may show of the registry: the last verified manifest, for this guest.
-#[derive(Serialize, Clone, Debug)]
-#[serde(rename_all = "camelCase")]
-pub struct RegistryView {
-    /// The manifest URL watched.
-    pub manifest_url: String,
-    /// The last verified manifest's version, if any was verified.
-    pub manifest_version: Option<u64>,
-    /// Its expiry (seconds since the epoch).
-    pub expires: Option<u64>,
-    /// The release it names as current.
-    pub current: Option<String>,
-    /// Every listed release of the guest.
-    pub versions: Vec<ListedRelease>,
-    /// Whether the running version is the app's fallback guest.
-    pub using_fallback: bool,
-    /// Whether the push channel is open.
-    pub push_open: bool,
-}
-
-/// One listed release.
-#[derive(Serialize, Clone, Debug)]
-#[serde(rename_all = "camelCase")]
-pub struct ListedRelease {
-    /// SemVer version.
-    pub version: String,
-    /// SHA-256, hex.
-    pub sha256: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// State schema.
-    pub state_schema: u32,
-}
-
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct WatchState {
     etag: Option<String>,
     manifest: Option<Manifest>,
@@ -116,15 +47,17 @@ struct WatchState {
 }
 
 /// The push channel and the handlers it calls (dropped with it).
+#[derive(Debug)]
 struct Push {
     source: EventSource,
     _handlers: Vec<Closure<dyn FnMut(JsValue)>>,
 }
 
 /// Follows a registry for one slot.
-pub struct Watcher {
+#[derive(Debug)]
+pub(crate) struct Watcher {
     slot: Rc<Slot>,
-    options: WatchOptions,
+    options: WatchConfig,
     seen: SeenVersion,
     state: RefCell<WatchState>,
     turns: OpQueue,
@@ -136,7 +69,7 @@ pub struct Watcher {
 
 impl Watcher {
     /// Load the current release (or the fallback) into the empty `slot`, then keep watching.
-    pub async fn start(slot: Rc<Slot>, options: WatchOptions) -> Result<Rc<Watcher>, LoaderError> {
+    pub(crate) async fn start(slot: Rc<Slot>, options: WatchConfig) -> Result<Rc<Watcher>, LoaderError> {
         let watcher = Rc::new(Watcher {
             seen: SeenVersion::new(&options.manifest_url),
             slot,
@@ -166,18 +99,14 @@ impl Watcher {
 
     async fn load_fallback(&self, why: LoaderError) -> Result<(), LoaderError> {
         let Some(fallback) = &self.options.fallback else { return Err(why) };
-        self.slot.emit(Event::new("fallback", None, None).with(Detail {
-            code: Some(why.code()),
-            message: Some(why.to_string()),
-            ..Detail::default()
-        }));
-        self.slot.load_first(ModuleSource::from_js(fallback)?).await?;
+        self.slot.emit(&WatchEvent::Fallback { code: why.code().into(), message: why.to_string() });
+        self.slot.load_first(fallback.clone()).await?;
         self.state.borrow_mut().using_fallback = true;
         Ok(())
     }
 
     /// Check the registry now. Checks (and the loop's) run one at a time.
-    pub async fn check(&self) -> Result<UpdateCheck, LoaderError> {
+    pub(crate) async fn check(&self) -> Result<UpdateCheck, LoaderError> {
         let _turn = self.turns.enter().await;
         let result = self.check_now().await;
         let mut state = self.state.borrow_mut();
@@ -195,7 +124,7 @@ impl Watcher {
         let running = self.slot.current()?;
         self.note_rollback(&running);
         let decision = decide(&running, listed, release, &self.state.borrow().failed, self.options.major);
-        let outcome = |action, reason, running: &VersionInfo| UpdateCheck {
+        let outcome = |action, reason: Option<SkipReason>, running: &VersionInfo| UpdateCheck {
             manifest_version: manifest.version,
             listed: listed.to_string(),
             running: running.version.clone(),
@@ -203,14 +132,14 @@ impl Watcher {
             reason,
         };
         match decision {
-            Decision::UpToDate => Ok(outcome("up-to-date", None, &running)),
+            Decision::UpToDate => Ok(outcome(CheckAction::UpToDate, None, &running)),
             Decision::Skip(reason) => {
-                self.announce_skip(listed, &release.sha256, reason.as_str());
-                Ok(outcome("skipped", Some(reason.as_str()), &running))
+                self.announce_skip(listed, &release.sha256, reason);
+                Ok(outcome(CheckAction::Skipped, Some(reason), &running))
             }
             Decision::Update => {
                 let info = self.swap_to(release).await?;
-                Ok(outcome("swapped", None, &info))
+                Ok(outcome(CheckAction::Swapped, None, &info))
             }
         }
     }
@@ -269,39 +198,32 @@ impl Watcher {
         drop(state);
         if is_new {
             let listed = manifest.guests.get(&self.options.guest).map(|g| g.current.as_str());
-            self.slot.emit(Event::new("manifest", listed, None).with(Detail {
-                manifest_version: Some(manifest.version),
-                ..Detail::default()
-            }));
+            self.slot.emit(&WatchEvent::Manifest { version: listed.map(str::to_string), manifest_version: manifest.version });
         }
         Ok(manifest)
     }
 
     fn source_of(&self, release: &Release) -> Result<ModuleSource, LoaderError> {
         let url = web_sys::Url::new_with_base(&release.url, &self.options.manifest_url)
-            .map_err(|e| LoaderError::InvalidArgument(format!("release url {:?}: {}", release.url, js_message(&e))))?;
+            .map_err(|e| hotswap_registry::RegistryError::Malformed { reason: format!("release url {:?}: {}", release.url, js_message(&e)) })?;
         let sha256 = Digest::from_hex(&release.sha256)
-            .ok_or_else(|| hotswap_registry::RegistryError::Malformed(format!("sha256 {:?}", release.sha256)))?;
+            .ok_or_else(|| hotswap_registry::RegistryError::Malformed { reason: format!("sha256 {:?}", release.sha256) })?;
         Ok(ModuleSource { origin: Origin::Url(url.href()), sha256, listed_size: Some(release.size) })
     }
 
-    fn announce_skip(&self, version: &str, sha256: &str, reason: &'static str) {
-        if !self.state.borrow_mut().skipped.insert((sha256.to_string(), reason)) {
+    fn announce_skip(&self, version: &str, sha256: &str, reason: SkipReason) {
+        if !self.state.borrow_mut().skipped.insert((sha256.to_string(), reason.as_str())) {
             return;
         }
-        self.slot.emit(Event::new("update-skipped", Some(version), None).with(Detail { reason: Some(reason), ..Detail::default() }));
+        self.slot.emit(&WatchEvent::UpdateSkipped { version: version.to_string(), reason });
     }
 
     /// An `error` event for a failed check (swap failures are reported by the slot).
     fn report(&self, e: &LoaderError) {
         let failures = self.state.borrow().failures + 1;
         let version = self.slot.current().ok().map(|c| c.version);
-        self.slot.emit(Event::new("error", version.as_deref(), None).with(Detail {
-            code: Some(e.code()),
-            message: Some(e.to_string()),
-            retry_ms: Some(self.delay_after(failures)),
-            ..Detail::default()
-        }));
+        let retry_ms = Some(self.delay_after(failures));
+        self.slot.emit(&Event::Error { version, code: e.code().into(), message: e.to_string(), retry_ms });
     }
 
     /// The wait before the next check.
@@ -327,7 +249,7 @@ impl Watcher {
             if self.stopped.get() {
                 break;
             }
-            if let Err(LoaderError::Disposed) = self.check().await {
+            if let Err(LoaderError::Disposed {}) = self.check().await {
                 break;
             }
         }
@@ -346,14 +268,14 @@ impl Watcher {
     }
 
     /// End the current wait: check now.
-    pub fn wake(&self) {
+    pub(crate) fn wake(&self) {
         if let Some(resolve) = self.wake.borrow_mut().take() {
             let _ = resolve.call0(&JsValue::UNDEFINED);
         }
     }
 
     /// Stop watching: no more checks, the push channel closed. The slot keeps running.
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         self.stopped.set(true);
         if let Some(push) = self.push.borrow_mut().take() {
             push.source.close();
@@ -392,7 +314,7 @@ impl Watcher {
     }
 
     /// What the page may show of the registry.
-    pub fn view(&self) -> RegistryView {
+    pub(crate) fn view(&self) -> RegistryView {
         let state = self.state.borrow();
         let guest = state.manifest.as_ref().and_then(|m| m.guests.get(&self.options.guest));
         RegistryView {

@@ -1,0 +1,114 @@
+//! The network, shared by the module download (stage 1) and the manifest download of a
+//! watched slot: `fetch` from any global scope, and reading a body under a byte cap.
+
+use std::ops::ControlFlow;
+
+use js_sys::{Function, Promise, Reflect, Uint8Array};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{AbortController, ReadableStream, ReadableStreamDefaultReader, RequestInit, Response};
+
+use crate::error::LoaderError;
+use crate::js::js_message;
+
+/// `fetch(url, init)` from whichever global scope we run in (window or worker), with an
+/// abort controller attached; a response with an error status is an error.
+pub(crate) async fn fetch(url: &str, init: &RequestInit) -> Result<(Response, AbortController), LoaderError> {
+    let failed = |e: &JsValue| LoaderError::FetchFailed { url: url.to_string(), message: js_message(e) };
+    let abort = AbortController::new().map_err(|e| LoaderError::internal("AbortController", &e))?;
+    init.set_signal(Some(&abort.signal()));
+    let global = js_sys::global();
+    let fetch: Function = Reflect::get(&global, &"fetch".into())
+        .and_then(|f| f.dyn_into().map_err(JsValue::from))
+        .map_err(|e| failed(&e))?;
+    let promise: Promise = fetch.call2(&global, &url.into(), init).map_err(|e| failed(&e))?.unchecked_into();
+    let response: Response = JsFuture::from(promise).await.map_err(|e| failed(&e))?.unchecked_into();
+    Ok((response, abort))
+}
+
+/// The announced body length, if any.
+pub(crate) fn content_length(response: &Response) -> Option<u64> {
+    response.headers().get("content-length").ok().flatten()?.parse().ok()
+}
+
+/// Why [`read_capped`] stopped before the end of the body.
+#[derive(Debug)]
+pub(crate) enum ReadError {
+    /// More than the cap was announced or arrived (bytes announced or seen so far).
+    TooLarge(u64),
+    /// The stream failed.
+    Incomplete {
+        /// Bytes received.
+        received: u64,
+        /// What happened.
+        message: String,
+    },
+    /// `on_chunk` asked to stop.
+    Stopped,
+}
+
+/// Read `body` to its end, handing each chunk to `on_chunk` as it arrives. Stops (and aborts
+/// the download) as soon as more than `cap` bytes are announced or have come, so an endless
+/// body costs at most the cap, or when `on_chunk` breaks. Returns the byte count.
+pub(crate) async fn read_capped(
+    response: &Response,
+    body: ReadableStream,
+    abort: Option<&AbortController>,
+    cap: u64,
+    mut on_chunk: impl FnMut(&[u8]) -> ControlFlow<()>,
+) -> Result<u64, ReadError> {
+    let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
+    let result = read_chunks(&reader, content_length(response), cap, &mut on_chunk).await;
+    if result.is_err() {
+        if let Some(abort) = abort {
+            abort.abort();
+        }
+        let _ = reader.cancel();
+    }
+    result
+}
+
+async fn read_chunks(
+    reader: &ReadableStreamDefaultReader,
+    announced: Option<u64>,
+    cap: u64,
+    on_chunk: &mut impl FnMut(&[u8]) -> ControlFlow<()>,
+) -> Result<u64, ReadError> {
+    if let Some(announced) = announced.filter(|n| *n > cap) {
+        return Err(ReadError::TooLarge(announced));
+    }
+    // One buffer for every chunk: the loader's own memory stays flat whatever the body's size.
+    let mut buffer = Vec::new();
+    let mut total = 0u64;
+    loop {
+        let incomplete = |e: &JsValue| ReadError::Incomplete { received: total, message: js_message(e) };
+        let chunk = JsFuture::from(reader.read()).await.map_err(|e| incomplete(&e))?;
+        if Reflect::get(&chunk, &"done".into()).map(|d| d.is_truthy()).unwrap_or(true) {
+            return Ok(total);
+        }
+        let value: Uint8Array = Reflect::get(&chunk, &"value".into())
+            .ok()
+            .and_then(|v| v.dyn_into().ok())
+            .ok_or_else(|| incomplete(&"a chunk was not bytes".into()))?;
+        total += u64::from(value.length());
+        if total > cap {
+            return Err(ReadError::TooLarge(total));
+        }
+        buffer.resize(value.length() as usize, 0);
+        value.copy_to(&mut buffer);
+        if on_chunk(&buffer).is_break() {
+            return Err(ReadError::Stopped);
+        }
+    }
+}
+
+/// Mark `promise` as handled, so that if nobody ends up awaiting it its rejection does not
+/// surface as an "unhandled rejection" on the page. Awaiting it still sees the rejection.
+pub(crate) fn ignore_rejection(promise: &Promise) {
+    thread_local! {
+        static IGNORE: wasm_bindgen::closure::Closure<dyn FnMut(JsValue)> = wasm_bindgen::closure::Closure::new(|_| {});
+    }
+    IGNORE.with(|ignore| {
+        let _ = promise.catch(ignore);
+    });
+}
