@@ -7,6 +7,12 @@ cd "$ROOT"
 
 bash scripts/build.sh
 
+echo "== cargo fmt --check, cargo clippy -D warnings (every crate natively; the loader for wasm32, with and without the watcher)"
+cargo fmt --all --check
+cargo clippy --quiet --workspace --all-targets --features wasm-hotswap/watch -- -D warnings
+cargo clippy --quiet -p wasm-hotswap --target wasm32-unknown-unknown --all-targets --features watch -- -D warnings
+cargo clippy --quiet -p wasm-hotswap --target wasm32-unknown-unknown --lib -- -D warnings
+
 echo "== cargo test (host: ABI, SDK macros, validation, hashing, demo server store, registry, CLI)"
 cargo test --quiet -p hotswap-abi -p hotswap-inspect -p hotswap-guest -p hotswap-guest-macros -p xtask -p wasm-hotswap -p demo-app -p hotswap-registry -p hotswap-cli --features wasm-hotswap/watch
 

@@ -22,14 +22,14 @@ pub trait IntoDetail {
     /// The TypeScript type of the detail.
     const TS: &'static str;
     /// The detail's value.
-    fn into_detail(&self) -> Detail;
+    fn to_detail(&self) -> Detail;
 }
 
 macro_rules! number_details {
     ($($t:ty),*) => {$(
         impl IntoDetail for $t {
             const TS: &'static str = "number";
-            fn into_detail(&self) -> Detail {
+            fn to_detail(&self) -> Detail {
                 Detail::Number(*self as f64)
             }
         }
@@ -39,7 +39,7 @@ number_details!(u16, u32, u64, usize, i32);
 
 impl IntoDetail for bool {
     const TS: &'static str = "boolean";
-    fn into_detail(&self) -> Detail {
+    fn to_detail(&self) -> Detail {
         Detail::Flag(*self)
     }
 }
@@ -48,7 +48,7 @@ macro_rules! text_details {
     ($($t:ty),*) => {$(
         impl IntoDetail for $t {
             const TS: &'static str = "string";
-            fn into_detail(&self) -> Detail {
+            fn to_detail(&self) -> Detail {
                 Detail::Text(self.to_string())
             }
         }
@@ -140,7 +140,7 @@ macro_rules! coded_error {
                 match self {
                     $( Self::$wrap(inner) => inner.details(out), )*
                     $( Self::$variant { $($field),* } => {
-                        $( $( out($js, $crate::IntoDetail::into_detail($field)); )? )*
+                        $( $( out($js, $crate::IntoDetail::to_detail($field)); )? )*
                     } )*
                 }
             }

@@ -16,7 +16,7 @@
 //! // Rolling back: v2 down-migrates to schema 1 when saving.
 //! assert_eq!(transfer_schema(&v2, &v1), Ok(1));
 //! ```
-#![deny(missing_docs)]
+#![deny(missing_docs, missing_debug_implementations)]
 
 mod coded;
 mod metadata;
@@ -64,8 +64,7 @@ pub mod exports {
     pub const STATE_SAVE: (&str, FuncSig) = ("hotswap_state_save", FuncSig::new(&[I32], &[I64]));
     /// `state_load(ptr, len, schema) -> status`: replace the state with bytes written in
     /// `schema`; 0 is success (see [`crate::status`]). The host frees the input afterwards.
-    pub const STATE_LOAD: (&str, FuncSig) =
-        ("hotswap_state_load", FuncSig::new(&[I32, I32, I32], &[I32]));
+    pub const STATE_LOAD: (&str, FuncSig) = ("hotswap_state_load", FuncSig::new(&[I32, I32, I32], &[I32]));
     /// Optional `dispose()`: called once on a version after it has been replaced.
     pub const DISPOSE: (&str, FuncSig) = ("hotswap_dispose", FuncSig::new(&[], &[]));
 

@@ -127,8 +127,7 @@ impl<'a> Fields<'a> {
             if line.trim().is_empty() {
                 continue;
             }
-            let (key, value) =
-                line.split_once('=').ok_or(MetadataError::MissingEquals { line: i + 1 })?;
+            let (key, value) = line.split_once('=').ok_or(MetadataError::MissingEquals { line: i + 1 })?;
             let key = key.trim();
             if fields.iter().any(|(k, _)| *k == key) {
                 return Err(MetadataError::DuplicateKey(key.to_string()));
@@ -149,11 +148,7 @@ impl<'a> Fields<'a> {
         parse: impl Fn(&str) -> Option<T>,
     ) -> Result<T, MetadataError> {
         let value = self.get(key).ok_or(MetadataError::MissingKey(key))?;
-        parse(value).ok_or_else(|| MetadataError::InvalidValue {
-            key,
-            value: value.to_string(),
-            expected,
-        })
+        parse(value).ok_or_else(|| MetadataError::InvalidValue { key, value: value.to_string(), expected })
     }
 
     fn parse_or_default(
@@ -227,14 +222,8 @@ mod tests {
     #[test]
     fn malformed_sections_are_typed_errors() {
         assert_eq!(GuestMetadata::parse(&[0xff, 0xfe]), Err(MetadataError::NotUtf8));
-        assert_eq!(
-            GuestMetadata::parse(b"abi=1.0\ngarbage"),
-            Err(MetadataError::MissingEquals { line: 2 })
-        );
-        assert_eq!(
-            GuestMetadata::parse(b"abi=1.0\nabi=1.0"),
-            Err(MetadataError::DuplicateKey("abi".into()))
-        );
+        assert_eq!(GuestMetadata::parse(b"abi=1.0\ngarbage"), Err(MetadataError::MissingEquals { line: 2 }));
+        assert_eq!(GuestMetadata::parse(b"abi=1.0\nabi=1.0"), Err(MetadataError::DuplicateKey("abi".into())));
         assert!(matches!(
             GuestMetadata::parse(b"abi=1.0\nname=Bad Name\nversion=1.0.0\nstate-schema=1"),
             Err(MetadataError::InvalidValue { key: "name", .. })

@@ -60,17 +60,6 @@ impl fmt::Display for FuncSig {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::{FuncSig, ValType::*};
-
-    #[test]
-    fn display_matches_the_abi_document() {
-        assert_eq!(FuncSig::new(&[I32, I32], &[I64]).to_string(), "(i32, i32) -> i64");
-        assert_eq!(FuncSig::new(&[], &[]).to_string(), "() -> ()");
-    }
-}
-
 fn write_list(f: &mut fmt::Formatter<'_>, types: &[ValType]) -> fmt::Result {
     f.write_str("(")?;
     for (i, t) in types.iter().enumerate() {
@@ -80,4 +69,15 @@ fn write_list(f: &mut fmt::Formatter<'_>, types: &[ValType]) -> fmt::Result {
         write!(f, "{t}")?;
     }
     f.write_str(")")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{FuncSig, ValType::*};
+
+    #[test]
+    fn display_matches_the_abi_document() {
+        assert_eq!(FuncSig::new(&[I32, I32], &[I64]).to_string(), "(i32, i32) -> i64");
+        assert_eq!(FuncSig::new(&[], &[]).to_string(), "() -> ()");
+    }
 }

@@ -49,7 +49,9 @@ fn read_32(path: &Path, what: &str) -> Result<[u8; 32], CliError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| CliError::BadKey { path: path.to_path_buf(), what: format!("missing {what}: {e}") })?;
     let mut out = [0u8; 32];
-    hex::decode_to_slice(text.trim(), &mut out)
-        .map_err(|_| CliError::BadKey { path: path.to_path_buf(), what: format!("a {what} file holds 64 hex digits") })?;
+    hex::decode_to_slice(text.trim(), &mut out).map_err(|_| CliError::BadKey {
+        path: path.to_path_buf(),
+        what: format!("a {what} file holds 64 hex digits"),
+    })?;
     Ok(out)
 }

@@ -32,17 +32,45 @@ pub fn inspect(path: &Path) -> Result<String, CliError> {
     let interface = check_module(&bytes, path)?;
     let m = &interface.metadata;
     let mut out = String::new();
-    let _ = writeln!(out, "{} {}  (ABI {}: accepted by this loader, ABI {})", m.name, m.version, m.abi, hotswap_abi::LOADER_ABI);
+    let _ = writeln!(
+        out,
+        "{} {}  (ABI {}: accepted by this loader, ABI {})",
+        m.name,
+        m.version,
+        m.abi,
+        hotswap_abi::LOADER_ABI
+    );
     let _ = writeln!(out, "sha256 {}  size {} bytes", sha256_hex(&bytes), bytes.len());
-    let list = |v: &[u32]| if v.is_empty() { "-".to_string() } else { v.iter().map(u32::to_string).collect::<Vec<_>>().join(",") };
-    let _ = writeln!(out, "state schema {}  migrates from {}  migrates to {}", m.state_schema, list(&m.migrates_from), list(&m.migrates_to));
-    let _ = writeln!(out, "memory {} initial pages{}", interface.initial_pages, if interface.has_dispose { ", exports dispose" } else { "" });
+    let list = |v: &[u32]| {
+        if v.is_empty() {
+            "-".to_string()
+        } else {
+            v.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+        }
+    };
+    let _ = writeln!(
+        out,
+        "state schema {}  migrates from {}  migrates to {}",
+        m.state_schema,
+        list(&m.migrates_from),
+        list(&m.migrates_to)
+    );
+    let _ = writeln!(
+        out,
+        "memory {} initial pages{}",
+        interface.initial_pages,
+        if interface.has_dispose { ", exports dispose" } else { "" }
+    );
     let _ = writeln!(out, "exports:");
     for export in &interface.user_exports {
         let bytes_fn = if export.sig == hotswap_abi::BYTES_FN { "  (bytes)" } else { "" };
         let _ = writeln!(out, "  {} {}{bytes_fn}", export.name, export.sig);
     }
-    let _ = write!(out, "app imports: {}", if interface.app_imports.is_empty() { "-".into() } else { interface.app_imports.join(", ") });
+    let _ = write!(
+        out,
+        "app imports: {}",
+        if interface.app_imports.is_empty() { "-".into() } else { interface.app_imports.join(", ") }
+    );
     Ok(out)
 }
 
@@ -105,7 +133,13 @@ fn now() -> u64 {
 }
 
 /// `hotswap publish`: returns a one-line report.
-pub fn publish(wasm: &Path, dir: &Path, key_paths: &[PathBuf], make_current: bool, expires_days: u64) -> Result<String, CliError> {
+pub fn publish(
+    wasm: &Path,
+    dir: &Path,
+    key_paths: &[PathBuf],
+    make_current: bool,
+    expires_days: u64,
+) -> Result<String, CliError> {
     let bytes = std::fs::read(wasm).map_err(CliError::io(wasm))?;
     let interface = check_module(&bytes, wasm)?;
     let keys = signers(key_paths)?;
@@ -135,7 +169,10 @@ pub fn publish(wasm: &Path, dir: &Path, key_paths: &[PathBuf], make_current: boo
     }
     let current = guest.current.clone();
     let manifest_version = registry.save(&keys, expires_days)?;
-    Ok(format!("published {} {version} (sha256 {sha256}); current {current}; manifest version {manifest_version}", m.name))
+    Ok(format!(
+        "published {} {version} (sha256 {sha256}); current {current}; manifest version {manifest_version}",
+        m.name
+    ))
 }
 
 /// Write a module under its digest; an existing file must hold the same bytes.
@@ -203,7 +240,14 @@ pub enum Direction {
 
 /// `hotswap promote` / `hotswap rollback`: make a listed release current, in a new (higher)
 /// manifest version. Module files are not touched.
-pub fn set_current(dir: &Path, guest: &str, version: &str, key_paths: &[PathBuf], expires_days: u64, direction: Direction) -> Result<String, CliError> {
+pub fn set_current(
+    dir: &Path,
+    guest: &str,
+    version: &str,
+    key_paths: &[PathBuf],
+    expires_days: u64,
+    direction: Direction,
+) -> Result<String, CliError> {
     let keys = signers(key_paths)?;
     if !dir.join(MANIFEST_FILE).exists() {
         return Err(CliError::NoManifest(dir.to_path_buf()));
@@ -213,7 +257,11 @@ pub fn set_current(dir: &Path, guest: &str, version: &str, key_paths: &[PathBuf]
     let not_listed = || hotswap_registry::RegistryError::NotListed { what: format!("guest `{guest}`") };
     let releases = registry.manifest.guests.get_mut(guest).ok_or_else(not_listed)?;
     if direction == Direction::Back && !is_older(version, &releases.current) {
-        return Err(CliError::NotOlder { guest: guest.to_string(), version: version.to_string(), current: releases.current.clone() });
+        return Err(CliError::NotOlder {
+            guest: guest.to_string(),
+            version: version.to_string(),
+            current: releases.current.clone(),
+        });
     }
     let previous = std::mem::replace(&mut releases.current, version.to_string());
     let manifest_version = registry.save(&keys, expires_days)?;

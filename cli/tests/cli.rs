@@ -62,7 +62,14 @@ impl Setup {
         self.with_keys("verify", &fixed, "--pub", pubs, "pub")
     }
     /// `hotswap <command> <fixed…> (<flag> keys/<name>.<ext>)…`
-    fn with_keys(&self, command: &str, fixed: &[std::ffi::OsString], flag: &str, names: &[&str], ext: &str) -> (bool, String) {
+    fn with_keys(
+        &self,
+        command: &str,
+        fixed: &[std::ffi::OsString],
+        flag: &str,
+        names: &[&str],
+        ext: &str,
+    ) -> (bool, String) {
         let mut args: Vec<std::ffi::OsString> = vec![command.into()];
         args.extend_from_slice(fixed);
         for name in names {
@@ -73,7 +80,8 @@ impl Setup {
         hotswap(&refs)
     }
     fn manifest(&self) -> hotswap_registry::Manifest {
-        let env = hotswap_registry::Envelope::parse(&std::fs::read(self.registry().join("manifest.json")).unwrap()).unwrap();
+        let env =
+            hotswap_registry::Envelope::parse(&std::fs::read(self.registry().join("manifest.json")).unwrap()).unwrap();
         env.accept(1, 1).unwrap()
     }
 }
@@ -101,7 +109,10 @@ fn inspect_shows_metadata_and_refuses_bad_modules_with_their_codes() {
     for (path, expected) in [
         (junk, "not a WebAssembly module"),
         (guest(s.dir.path(), "nometa.wasm", "1.0.0", Some("")), "METADATA_MISSING"),
-        (guest(s.dir.path(), "abi2.wasm", "1.0.0", Some("abi=2.0\nname=counter\nversion=1.0.0\nstate-schema=1\n")), "ABI_INCOMPATIBLE"),
+        (
+            guest(s.dir.path(), "abi2.wasm", "1.0.0", Some("abi=2.0\nname=counter\nversion=1.0.0\nstate-schema=1\n")),
+            "ABI_INCOMPATIBLE",
+        ),
     ] {
         let (ok, out) = hotswap(&[&"inspect", &path]);
         assert!(!ok && out.contains(expected), "{expected}: {out}");
@@ -169,7 +180,12 @@ fn signatures_count_only_for_trusted_keys_up_to_the_threshold() {
 fn releases_are_immutable_and_missing_keys_are_named() {
     let s = Setup::new();
     s.publish(&guest(s.dir.path(), "v1.wasm", "1.0.0", None), &["a"]);
-    let other = guest(s.dir.path(), "other.wasm", "1.0.0", Some("abi=1.0\nname=counter\nversion=1.0.0\nstate-schema=1\nnote=rebuilt\n"));
+    let other = guest(
+        s.dir.path(),
+        "other.wasm",
+        "1.0.0",
+        Some("abi=1.0\nname=counter\nversion=1.0.0\nstate-schema=1\nnote=rebuilt\n"),
+    );
     let (ok, out) = s.publish(&other, &["a"]);
     assert!(!ok && out.contains("already published"), "{out}");
     let (ok, out) = s.publish(&guest(s.dir.path(), "v2.wasm", "1.1.0", None), &["missing"]);
@@ -181,13 +197,16 @@ fn rollback_points_current_back_in_a_higher_manifest_version() {
     let s = Setup::new();
     s.publish(&guest(s.dir.path(), "v1.wasm", "1.0.0", None), &["a"]);
     s.publish(&guest(s.dir.path(), "v2.wasm", "1.1.0", None), &["a"]);
-    let (ok, out) = hotswap(&[&"rollback", &"counter", &"1.0.0", &"--registry", &s.registry(), &"--key", &s.key("a", "key")]);
+    let (ok, out) =
+        hotswap(&[&"rollback", &"counter", &"1.0.0", &"--registry", &s.registry(), &"--key", &s.key("a", "key")]);
     assert!(ok, "{out}");
     let m = s.manifest();
     assert_eq!((m.version, m.guests["counter"].current.as_str()), (3, "1.0.0"));
-    let (ok, out) = hotswap(&[&"rollback", &"counter", &"0.9.0", &"--registry", &s.registry(), &"--key", &s.key("a", "key")]);
+    let (ok, out) =
+        hotswap(&[&"rollback", &"counter", &"0.9.0", &"--registry", &s.registry(), &"--key", &s.key("a", "key")]);
     assert!(!ok && out.contains("not listed"), "{out}");
-    let (ok, out) = hotswap(&[&"rollback", &"counter", &"1.1.0", &"--registry", &s.registry(), &"--key", &s.key("a", "key")]);
+    let (ok, out) =
+        hotswap(&[&"rollback", &"counter", &"1.1.0", &"--registry", &s.registry(), &"--key", &s.key("a", "key")]);
     assert!(!ok && out.contains("not older than the current 1.0.0"), "a rollback only goes back: {out}");
 }
 
@@ -203,7 +222,8 @@ fn promote_makes_a_listed_release_current_without_touching_module_files() {
     // Promoting reads no module file: a tampered one is left for clients (and `verify`) to catch.
     let listed = s.manifest().guests["counter"].versions["1.1.0"].url.clone();
     std::fs::write(s.registry().join(listed), b"tampered").unwrap();
-    let (ok, out) = hotswap(&[&"promote", &"counter", &"1.1.0", &"--registry", &s.registry(), &"--key", &s.key("a", "key")]);
+    let (ok, out) =
+        hotswap(&[&"promote", &"counter", &"1.1.0", &"--registry", &s.registry(), &"--key", &s.key("a", "key")]);
     assert!(ok && out.contains("current 1.0.0 -> 1.1.0"), "{out}");
     assert_eq!((s.manifest().version, s.manifest().guests["counter"].current.as_str()), (3, "1.1.0"));
     let (ok, out) = s.verify(&["a"], 1);
@@ -214,7 +234,16 @@ fn promote_makes_a_listed_release_current_without_touching_module_files() {
 fn an_expired_manifest_fails_verification() {
     let s = Setup::new();
     let wasm = guest(s.dir.path(), "v1.wasm", "1.0.0", None);
-    let (ok, _) = hotswap(&[&"publish", &wasm, &"--registry", &s.registry(), &"--key", &s.key("a", "key"), &"--expires-days", &"0"]);
+    let (ok, _) = hotswap(&[
+        &"publish",
+        &wasm,
+        &"--registry",
+        &s.registry(),
+        &"--key",
+        &s.key("a", "key"),
+        &"--expires-days",
+        &"0",
+    ]);
     assert!(ok);
     let (ok, out) = s.verify(&["a"], 1);
     assert!(!ok && out.contains("expired"), "{out}");

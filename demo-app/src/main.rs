@@ -120,7 +120,10 @@ async fn stop_signal() {
 
 fn router(args: &Args, app: Arc<App>) -> Router {
     // Pages and the loader revalidate; modules set their own (immutable) caching.
-    let no_cache = tower_http::set_header::SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    let no_cache = tower_http::set_header::SetResponseHeaderLayer::if_not_present(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache"),
+    );
     Router::new()
         .route("/ws", get(websocket))
         .route("/api/config", get(config))
@@ -153,7 +156,11 @@ async fn websocket(upgrade: WebSocketUpgrade, State(app): State<Arc<App>>) -> Re
 
 /// What the page pins and where it looks: in a real app these are compiled into its bundle.
 async fn config(State(app): State<Arc<App>>) -> Response {
-    let fallback = app.registry.fallback.as_ref().map(|(_, sha256)| serde_json::json!({ "url": "/fallback/editor.wasm", "sha256": sha256 }));
+    let fallback = app
+        .registry
+        .fallback
+        .as_ref()
+        .map(|(_, sha256)| serde_json::json!({ "url": "/fallback/editor.wasm", "sha256": sha256 }));
     Json(serde_json::json!({
         "guest": GUEST,
         "manifest": "/registry/manifest.json",

@@ -113,7 +113,8 @@ impl DemoRegistry {
 
     /// Make `version` current (a new manifest version, signed), as `hotswap promote` does.
     pub fn deploy(&self, version: &str) -> Result<String, CliError> {
-        let report = cli::set_current(&self.dir, GUEST, version, std::slice::from_ref(&self.key), EXPIRES_DAYS, Direction::Any)?;
+        let report =
+            cli::set_current(&self.dir, GUEST, version, std::slice::from_ref(&self.key), EXPIRES_DAYS, Direction::Any)?;
         self.refresh();
         Ok(report)
     }
@@ -170,7 +171,9 @@ fn built_editors(built: &Path) -> Result<Vec<(semver::Version, PathBuf)>, StartE
     let prefix = format!("{GUEST}-");
     let mut guests: Vec<_> = index
         .iter()
-        .filter_map(|(name, entry)| Some((semver::Version::parse(name.strip_prefix(&prefix)?).ok()?, built.join(&entry.file))))
+        .filter_map(|(name, entry)| {
+            Some((semver::Version::parse(name.strip_prefix(&prefix)?).ok()?, built.join(&entry.file)))
+        })
         .collect();
     guests.sort();
     Ok(guests)

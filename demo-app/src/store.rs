@@ -30,7 +30,11 @@ impl UpdateLog {
         file.read_to_end(&mut bytes)?;
         let (records, whole) = parse(&bytes);
         if whole < bytes.len() {
-            eprintln!("demo-app: dropping {} bytes of an incomplete record at the end of {}", bytes.len() - whole, path.display());
+            eprintln!(
+                "demo-app: dropping {} bytes of an incomplete record at the end of {}",
+                bytes.len() - whole,
+                path.display()
+            );
             file.set_len(whole as u64)?;
             file.seek(SeekFrom::End(0))?;
             file.sync_all()?;
@@ -41,7 +45,10 @@ impl UpdateLog {
     /// Append one update and make it durable; returns its sequence number (1-based).
     pub fn append(&mut self, update: &[u8]) -> io::Result<u64> {
         if update.len() > MAX_UPDATE {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("update of {} bytes exceeds {MAX_UPDATE}", update.len())));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("update of {} bytes exceeds {MAX_UPDATE}", update.len()),
+            ));
         }
         let mut record = Vec::with_capacity(update.len() + 4);
         record.extend_from_slice(&(update.len() as u32).to_le_bytes());

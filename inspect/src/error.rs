@@ -89,7 +89,7 @@ hotswap_abi::coded_error! {
                 /// The type required.
                 expected as "expected": FuncSig,
                 /// The type found.
-                found as "actual": FuncSig,
+                found as "actual": String,
             },
             /// The module asks for more initial memory than allowed.
             #[error("module needs {requested} memory pages, the limit is {limit}")]

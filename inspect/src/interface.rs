@@ -64,7 +64,13 @@ impl Inspector {
         check_abi(metadata.abi)?;
         let app_imports = sections.check_imports()?;
         let (user_exports, has_dispose) = sections.check_exports()?;
-        Ok(ModuleInterface { metadata, user_exports, has_dispose, app_imports, initial_pages: sections.memory_pages.unwrap_or(0) })
+        Ok(ModuleInterface {
+            metadata,
+            user_exports,
+            has_dispose,
+            app_imports,
+            initial_pages: sections.memory_pages.unwrap_or(0),
+        })
     }
 }
 
@@ -207,7 +213,12 @@ impl Sections {
                 HOST_MODULE => {
                     let expected = host::lookup(name).ok_or_else(unknown)?;
                     if expected != found {
-                        return Err(InspectError::ImportSignature { module: module.clone(), name: name.clone(), expected, found });
+                        return Err(InspectError::ImportSignature {
+                            module: module.clone(),
+                            name: name.clone(),
+                            expected,
+                            found: found.to_string(),
+                        });
                     }
                 }
                 APP_MODULE => app.push(name.clone()),
@@ -224,10 +235,14 @@ impl Sections {
             _ => return Err(InspectError::MissingExport { name: exports::MEMORY.into() }),
         }
         for (name, expected) in &exports::REQUIRED {
-            self.check_abi_export(name, expected)?.ok_or_else(|| InspectError::MissingExport { name: name.to_string() })?;
+            self.check_abi_export(name, expected)?
+                .ok_or_else(|| InspectError::MissingExport { name: name.to_string() })?;
         }
         let has_dispose = self.check_abi_export(exports::DISPOSE.0, &exports::DISPOSE.1)?.is_some();
-        let user = self.exports.iter().filter(|(name, kind, _)| *kind == ExternalKind::Func && !name.starts_with(RESERVED_PREFIX));
+        let user = self
+            .exports
+            .iter()
+            .filter(|(name, kind, _)| *kind == ExternalKind::Func && !name.starts_with(RESERVED_PREFIX));
         let user = user.map(|(name, _, index)| self.user_export(name, *index)).collect::<Result<_, _>>()?;
         Ok((user, has_dispose))
     }
@@ -269,5 +284,8 @@ fn func_sig(params: &[wasmparser::ValType], results: &[wasmparser::ValType]) -> 
         wasmparser::ValType::F64 => Some(ValType::F64),
         _ => None,
     };
-    Some(FuncSig::owned(params.iter().map(map).collect::<Option<_>>()?, results.iter().map(map).collect::<Option<_>>()?))
+    Some(FuncSig::owned(
+        params.iter().map(map).collect::<Option<_>>()?,
+        results.iter().map(map).collect::<Option<_>>()?,
+    ))
 }

@@ -99,10 +99,15 @@ impl Inspector {
         }
         match self.state {
             State::SectionHeader if self.pending.is_empty() => Ok(self.kept),
-            State::Preamble if !MAGIC.starts_with(&self.pending[..self.pending.len().min(4)]) || self.pending.is_empty() => {
+            State::Preamble
+                if !MAGIC.starts_with(&self.pending[..self.pending.len().min(4)]) || self.pending.is_empty() =>
+            {
                 Err(not_wasm(&self.pending))
             }
-            _ => Err(InspectError::malformed(format!("the module ends in the middle of a section, after {} bytes", self.consumed()))),
+            _ => Err(InspectError::malformed(format!(
+                "the module ends in the middle of a section, after {} bytes",
+                self.consumed()
+            ))),
         }
     }
 
@@ -123,7 +128,9 @@ impl Inspector {
         } else if self.pending.len() == 8 {
             if self.pending[4..] != CORE_VERSION {
                 let version = u32::from_le_bytes([self.pending[4], self.pending[5], self.pending[6], self.pending[7]]);
-                self.fail(InspectError::malformed(format!("binary version {version:#x} is not a core module (a component?)")));
+                self.fail(InspectError::malformed(format!(
+                    "binary version {version:#x} is not a core module (a component?)"
+                )));
             }
             self.advance(State::SectionHeader);
         }
@@ -193,7 +200,11 @@ impl Inspector {
         }
         let remaining = size - read;
         let next = if is_metadata {
-            self.kept.push(Section { id: METADATA, offset: self.consumed(), body: Vec::with_capacity(remaining as usize) });
+            self.kept.push(Section {
+                id: METADATA,
+                offset: self.consumed(),
+                body: Vec::with_capacity(remaining as usize),
+            });
             State::Keep { remaining }
         } else {
             State::Skip { remaining }

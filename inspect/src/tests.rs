@@ -83,7 +83,8 @@ fn metadata_missing_malformed_duplicated_and_abi_major_are_distinct_codes() {
 
 #[test]
 fn memory_over_the_limit_is_refused() {
-    let err = inspect_checked(&GUEST.replace("(memory (export \"memory\") 1)", "(memory (export \"memory\") 101)")).unwrap_err();
+    let err = inspect_checked(&GUEST.replace("(memory (export \"memory\") 1)", "(memory (export \"memory\") 101)"))
+        .unwrap_err();
     assert_eq!(err, InspectError::MemoryLimit { limit: 100, requested: 101 });
 }
 
@@ -96,7 +97,10 @@ fn required_user_export_must_be_present() {
 
 #[test]
 fn user_exports_with_too_many_parameters_are_unsupported() {
-    let seven = GUEST.replace("(func (export \"increment\") (result i64)", "(func (export \"increment\") (param i32 i32 i32 i32 i32 i32 i32) (result i64)");
+    let seven = GUEST.replace(
+        "(func (export \"increment\") (result i64)",
+        "(func (export \"increment\") (param i32 i32 i32 i32 i32 i32 i32) (result i64)",
+    );
     assert_eq!(inspect_checked(&seven).unwrap_err().code(), "UNSUPPORTED_EXPORT");
 }
 

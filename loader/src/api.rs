@@ -28,7 +28,8 @@ js_input! {
 const EVENT_UNION: &str = "/** Every event a slot emits. */\nexport type HotSwapEvent = HotSwapLoaderEvent;\n";
 #[cfg(feature = "watch")]
 #[allow(dead_code)]
-const EVENT_UNION: &str = "/** Every event a slot emits. */\nexport type HotSwapEvent = HotSwapLoaderEvent | HotSwapWatchEvent;\n";
+const EVENT_UNION: &str =
+    "/** Every event a slot emits. */\nexport type HotSwapEvent = HotSwapLoaderEvent | HotSwapWatchEvent;\n";
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_TYPES: &'static str = const_format::concatcp!(
@@ -174,7 +175,10 @@ impl HotSwap {
 
     /// Return to the previous version, with the state carried back.
     #[wasm_bindgen(unchecked_return_type = "Promise<VersionInfo>")]
-    pub fn rollback(&self, #[wasm_bindgen(unchecked_param_type = "RollbackOptions")] options: Option<JsValue>) -> Promise {
+    pub fn rollback(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "RollbackOptions")] options: Option<JsValue>,
+    ) -> Promise {
         let slot = self.slot.clone();
         let options = RollbackOptions::from_js(&options.unwrap_or(JsValue::UNDEFINED), "options");
         future_to_promise(async move { Ok(slot.rollback(options?.allow_snapshot).await?.to_js()) })
@@ -222,7 +226,10 @@ impl HotSwap {
     }
 
     /// Add an event listener; returns an id for `off`.
-    pub fn on(&self, #[wasm_bindgen(unchecked_param_type = "(event: HotSwapEvent) => void")] listener: Function) -> u32 {
+    pub fn on(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "(event: HotSwapEvent) => void")] listener: Function,
+    ) -> u32 {
         self.slot.on(listener)
     }
 

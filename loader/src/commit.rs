@@ -89,7 +89,15 @@ pub(crate) fn commit(prepared: PreparedSwap, table: &mut CallTable) -> Result<Co
     let (report, saved) = transfer(&running, &incoming, schema, Some(reservation), max_state)?;
     table.adopt(shims);
     table.bind(&incoming);
-    Ok(Committed { replaced: running, current: Rc::new(incoming), saved, schema, report, pause_ms: clock.elapsed(), standby })
+    Ok(Committed {
+        replaced: running,
+        current: Rc::new(incoming),
+        saved,
+        schema,
+        report,
+        pause_ms: clock.elapsed(),
+        standby,
+    })
 }
 
 /// The state of a replaced version as it was at the commit: what a rollback restores when
@@ -147,7 +155,12 @@ pub(crate) struct TransferReport {
 }
 
 /// Before the pause: reserve room for the state in `to`, and map its pages.
-pub(crate) fn reserve(from: &GuestInstance, to: &GuestInstance, schema: u32, max_state: u64) -> Result<Reservation, LoaderError> {
+pub(crate) fn reserve(
+    from: &GuestInstance,
+    to: &GuestInstance,
+    schema: u32,
+    max_state: u64,
+) -> Result<Reservation, LoaderError> {
     let (ptr, len) = from.save(schema)?;
     from.free(ptr, len)?;
     check_state_size(len, max_state)?;

@@ -42,7 +42,9 @@ pub(crate) struct Fetched {
 pub(crate) async fn fetch_verified(source: ModuleSource, max_bytes: u64) -> Result<Fetched, LoaderError> {
     let clock = Clock::start();
     let (response, abort, url) = open(&source.origin).await?;
-    let body = response.body().ok_or_else(|| LoaderError::BodyIncomplete { received: 0, message: "the response has no body".into() })?;
+    let body = response
+        .body()
+        .ok_or_else(|| LoaderError::BodyIncomplete { received: 0, message: "the response has no body".into() })?;
     let branches = body.tee();
     let compiling = compile_branch(branches.get(0).unchecked_into())?;
     let mut hasher = StreamingHash::default();
@@ -61,7 +63,9 @@ pub(crate) async fn fetch_verified(source: ModuleSource, max_bytes: u64) -> Resu
     let bytes = match read {
         Ok(bytes) => bytes,
         Err(ReadError::TooLarge(actual)) => return Err(LoaderError::ModuleTooLarge { limit: max_bytes, actual }),
-        Err(ReadError::Incomplete { received, message }) => return Err(LoaderError::BodyIncomplete { received, message }),
+        Err(ReadError::Incomplete { received, message }) => {
+            return Err(LoaderError::BodyIncomplete { received, message })
+        }
         Err(ReadError::Stopped) => return Err(refusal(inspector.finish(), &response)),
     };
     let fetch_ms = clock.elapsed();
@@ -72,11 +76,21 @@ pub(crate) async fn fetch_verified(source: ModuleSource, max_bytes: u64) -> Resu
     }
     let module = match JsFuture::from(compiling).await {
         Ok(module) => module,
-        Err(_) if matches!(inspector.error(), Some(InspectError::NotWasm { .. })) => return Err(refusal(inspector.finish(), &response)),
+        Err(_) if matches!(inspector.error(), Some(InspectError::NotWasm { .. })) => {
+            return Err(refusal(inspector.finish(), &response))
+        }
         Err(e) => return Err(InspectError::malformed(format!("{url}: {}", js_message(&e))).into()),
     };
     let interface = inspector.finish().map_err(|e| refusal(Err(e), &response))?;
-    Ok(Fetched { module: module.unchecked_into(), interface, digest, bytes, fetch_ms, compile_ms: clock.elapsed(), verify_ms })
+    Ok(Fetched {
+        module: module.unchecked_into(),
+        interface,
+        digest,
+        bytes,
+        fetch_ms,
+        compile_ms: clock.elapsed(),
+        verify_ms,
+    })
 }
 
 /// The response for `origin`, the controller that can abort its download, and a name for
@@ -125,7 +139,8 @@ fn compile_branch(branch: ReadableStream) -> Result<Promise, LoaderError> {
 fn refusal(verdict: Result<ModuleInterface, InspectError>, response: &Response) -> LoaderError {
     match verdict {
         Err(InspectError::NotWasm { looks_like_html }) => {
-            let html_type = response.headers().get("content-type").ok().flatten().is_some_and(|t| t.contains("text/html"));
+            let html_type =
+                response.headers().get("content-type").ok().flatten().is_some_and(|t| t.contains("text/html"));
             InspectError::NotWasm { looks_like_html: looks_like_html || html_type }.into()
         }
         Err(other) => other.into(),

@@ -61,13 +61,25 @@ pub(crate) struct PendingInstance {
 
 impl GuestInstance {
     /// Instantiate `compiled`: this runs its start function, if any.
-    pub(crate) async fn new(compiled: &CompiledVersion, app: &AppImports, emitter: Rc<Emitter>) -> Result<Self, LoaderError> {
+    pub(crate) async fn new(
+        compiled: &CompiledVersion,
+        app: &AppImports,
+        emitter: Rc<Emitter>,
+    ) -> Result<Self, LoaderError> {
         Self::start(compiled, app, emitter)?.finish().await
     }
 
     /// Start instantiating `compiled`; [`PendingInstance::finish`] waits for it.
-    pub(crate) fn start(compiled: &CompiledVersion, app: &AppImports, emitter: Rc<Emitter>) -> Result<PendingInstance, LoaderError> {
-        let host = Rc::new(RefCell::new(HostState { version: compiled.version(), emitter: Some(emitter), ..HostState::default() }));
+    pub(crate) fn start(
+        compiled: &CompiledVersion,
+        app: &AppImports,
+        emitter: Rc<Emitter>,
+    ) -> Result<PendingInstance, LoaderError> {
+        let host = Rc::new(RefCell::new(HostState {
+            version: compiled.version(),
+            emitter: Some(emitter),
+            ..HostState::default()
+        }));
         let (import_object, imports) = import_object(&host, &app.0)?;
         let instantiating = WebAssembly::instantiate_module(&compiled.module, &import_object);
         // A pending instance can be abandoned (the swap failed first); its outcome then
@@ -97,7 +109,12 @@ impl PendingInstance {
             free: get(&exports, exports::FREE.0)?.unchecked_into(),
             save: get(&exports, exports::STATE_SAVE.0)?.unchecked_into(),
             load: get(&exports, exports::STATE_LOAD.0)?.unchecked_into(),
-            dispose: compiled.interface.has_dispose.then(|| get(&exports, exports::DISPOSE.0)).transpose()?.map(JsCast::unchecked_into),
+            dispose: compiled
+                .interface
+                .has_dispose
+                .then(|| get(&exports, exports::DISPOSE.0))
+                .transpose()?
+                .map(JsCast::unchecked_into),
             compiled,
             instance,
             memory,
@@ -286,7 +303,8 @@ fn host_log(state: &Rc<RefCell<HostState>>, level: i32, ptr: u32, len: u32) {
 fn host_random_fill(state: &Rc<RefCell<HostState>>, ptr: u32, len: u32) {
     let Ok(s) = state.try_borrow() else { return };
     let Some(target) = guest_slice(&s, ptr, len) else { return };
-    let Ok(crypto) = Reflect::get(&js_sys::global(), &"crypto".into()).and_then(|c| c.dyn_into::<web_sys::Crypto>().map_err(JsValue::from)) else {
+    let Ok(crypto) = Reflect::get(&js_sys::global(), &"crypto".into()).and_then(|c| c.dyn_into::<web_sys::Crypto>())
+    else {
         return;
     };
     // getRandomValues fills at most 64 KiB per call.

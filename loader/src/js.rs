@@ -111,7 +111,8 @@ impl FromJs for String {
 }
 impl FromJs for Vec<String> {
     fn from_js(value: &JsValue, path: &str) -> Result<Self, LoaderError> {
-        let array: &Array = value.dyn_ref().filter(|_| Array::is_array(value)).ok_or_else(|| invalid(path, "an array of strings"))?;
+        let array: &Array =
+            value.dyn_ref().filter(|_| Array::is_array(value)).ok_or_else(|| invalid(path, "an array of strings"))?;
         array.iter().enumerate().map(|(i, item)| String::from_js(&item, &format!("{path}[{i}]"))).collect()
     }
 }
@@ -464,7 +465,10 @@ pub(crate) fn check_keys(value: &JsValue, path: &str, keys: &[&str], also: &[&st
     for key in Object::keys(object).iter().filter_map(|k| k.as_string()) {
         if !keys.contains(&key.as_str()) && !also.contains(&key.as_str()) {
             let expected: Vec<&str> = keys.iter().chain(also).copied().collect();
-            return Err(invalid(&format!("{path}.{key}"), &format!("an unknown key: expected one of {}", expected.join(", "))));
+            return Err(invalid(
+                &format!("{path}.{key}"),
+                &format!("an unknown key: expected one of {}", expected.join(", ")),
+            ));
         }
     }
     Ok(())

@@ -18,9 +18,8 @@ pub(crate) async fn fetch(url: &str, init: &RequestInit) -> Result<(Response, Ab
     let abort = AbortController::new().map_err(|e| LoaderError::internal("AbortController", &e))?;
     init.set_signal(Some(&abort.signal()));
     let global = js_sys::global();
-    let fetch: Function = Reflect::get(&global, &"fetch".into())
-        .and_then(|f| f.dyn_into().map_err(JsValue::from))
-        .map_err(|e| failed(&e))?;
+    let fetch: Function =
+        Reflect::get(&global, &"fetch".into()).and_then(|f| f.dyn_into::<Function>()).map_err(|e| failed(&e))?;
     let promise: Promise = fetch.call2(&global, &url.into(), init).map_err(|e| failed(&e))?.unchecked_into();
     let response: Response = JsFuture::from(promise).await.map_err(|e| failed(&e))?.unchecked_into();
     Ok((response, abort))

@@ -111,7 +111,8 @@ impl FromJs for AppImports {
     fn from_js(value: &JsValue, path: &str) -> Result<Self, LoaderError> {
         check_keys(value, path, &[hotswap_abi::APP_MODULE], &[])?;
         let path = format!("{path}.{}", hotswap_abi::APP_MODULE);
-        let app: Object = get(value, hotswap_abi::APP_MODULE).dyn_into().map_err(|_| invalid(&path, "an object of functions"))?;
+        let app: Object =
+            get(value, hotswap_abi::APP_MODULE).dyn_into().map_err(|_| invalid(&path, "an object of functions"))?;
         for name in Object::keys(&app).iter().filter_map(|k| k.as_string()) {
             if !get(&app, &name).is_function() {
                 return Err(invalid(&format!("{path}.{name}"), "a function"));

@@ -49,12 +49,14 @@ impl OpQueue {
 pub(crate) async fn next_task() {
     let global = js_sys::global();
     let scheduler = js_sys::Reflect::get(&global, &"scheduler".into()).unwrap_or_default();
-    let yield_fn: Option<Function> = js_sys::Reflect::get(&scheduler, &"yield".into()).ok().and_then(|f| f.dyn_into().ok());
+    let yield_fn: Option<Function> =
+        js_sys::Reflect::get(&scheduler, &"yield".into()).ok().and_then(|f| f.dyn_into().ok());
     if let Some(promise) = yield_fn.and_then(|f| f.call0(&scheduler).ok()).and_then(|p| p.dyn_into::<Promise>().ok()) {
         let _ = JsFuture::from(promise).await;
         return;
     }
-    let set_timeout: Option<Function> = js_sys::Reflect::get(&global, &"setTimeout".into()).ok().and_then(|f| f.dyn_into().ok());
+    let set_timeout: Option<Function> =
+        js_sys::Reflect::get(&global, &"setTimeout".into()).ok().and_then(|f| f.dyn_into().ok());
     let Some(set_timeout) = set_timeout else { return };
     let tick = Promise::new(&mut |resolve, _reject| {
         let _ = set_timeout.call2(&global, &resolve, &JsValue::from(0));

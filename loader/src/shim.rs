@@ -36,7 +36,8 @@ use crate::instance::GuestInstance;
 /// The guard of one table: `(table index, arguments) -> result`, throwing on a trap.
 pub(crate) type GuardFn = dyn Fn(u32, Array) -> Result<JsValue, JsValue>;
 
-type GuardClosure = Closure<dyn FnMut(u32, u32, JsValue, JsValue, JsValue, JsValue, JsValue, JsValue) -> Result<JsValue, JsValue>>;
+type GuardClosure =
+    Closure<dyn FnMut(u32, u32, JsValue, JsValue, JsValue, JsValue, JsValue, JsValue) -> Result<JsValue, JsValue>>;
 const _: () = assert!(MAX_USER_PARAMS == 6, "the guard closure forwards exactly MAX_USER_PARAMS arguments");
 
 thread_local! {
@@ -69,6 +70,39 @@ pub(crate) struct Entry {
 #[derive(Debug)]
 pub(crate) struct PendingShims {
     entries: Vec<Entry>,
+}
+
+/// Shims being compiled (see [`CallTable::prepare`]).
+#[derive(Debug)]
+pub(crate) struct ShimsUnderway {
+    fresh: Vec<Export>,
+    first: u32,
+    instantiating: Option<js_sys::Promise>,
+}
+
+impl ShimsUnderway {
+    /// The compiled shims.
+    pub(crate) async fn finish(self) -> Result<PendingShims, LoaderError> {
+        let Some(instantiating) = self.instantiating else { return Ok(PendingShims { entries: Vec::new() }) };
+        let instantiated = JsFuture::from(instantiating).await.map_err(shim_error)?;
+        let exports = Reflect::get(&instantiated, &"instance".into())
+            .map_err(shim_error)?
+            .unchecked_into::<WebAssembly::Instance>()
+            .exports();
+        let function = |name: String| -> Result<Function, LoaderError> {
+            Reflect::get(&exports, &name.into()).and_then(|f| f.dyn_into::<Function>()).map_err(shim_error)
+        };
+        let mut entries = Vec::with_capacity(self.fresh.len());
+        for (i, (export, slot)) in self.fresh.into_iter().zip(self.first..).enumerate() {
+            let (shim, missing) = (function(encode::shim_name(i))?, function(encode::missing_name(i))?);
+            entries.push(Entry { export, slot, shim, missing });
+        }
+        Ok(PendingShims { entries })
+    }
+}
+
+fn shim_error(e: JsValue) -> LoaderError {
+    LoaderError::internal("compiling the call shims", &e)
 }
 
 /// Whether calls go through the guard: a mutable wasm global every shim reads.
@@ -114,8 +148,9 @@ impl CallTable {
     pub(crate) fn new(guard: Rc<GuardFn>) -> Result<Self, LoaderError> {
         let table = WebAssembly::Table::new(&descriptor(&[("element", "anyfunc".into()), ("initial", 0.into())]))
             .map_err(|e| LoaderError::internal("WebAssembly.Table", &e))?;
-        let flag = WebAssembly::Global::new(&descriptor(&[("value", "i32".into()), ("mutable", true.into())]), &0.into())
-            .map_err(|e| LoaderError::internal("WebAssembly.Global", &e))?;
+        let flag =
+            WebAssembly::Global::new(&descriptor(&[("value", "i32".into()), ("mutable", true.into())]), &0.into())
+                .map_err(|e| LoaderError::internal("WebAssembly.Global", &e))?;
         let id = NEXT_TABLE_ID.with(|next| next.replace(next.get() + 1));
         GUARDS.with(|g| g.borrow_mut().push((id, guard)));
         Ok(Self { id, table, flag: GuardFlag(flag), entries: Vec::new(), exports: RefCell::default(), owner: None })
@@ -166,28 +201,19 @@ impl CallTable {
         self.entries.iter().find(|e| e.export.name == name)
     }
 
-    /// Compile shims for the exports of `wanted` the table does not have yet. Async and
-    /// invisible to callers until [`CallTable::adopt`].
-    pub(crate) async fn prepare(&self, wanted: &[Export]) -> Result<PendingShims, LoaderError> {
+    /// Start compiling shims for the exports of `wanted` the table does not have yet. The
+    /// result is invisible to callers until [`CallTable::adopt`].
+    pub(crate) fn prepare(&self, wanted: &[Export]) -> Result<ShimsUnderway, LoaderError> {
         let fresh: Vec<Export> = wanted.iter().filter(|e| self.entry_named(&e.name).is_none()).cloned().collect();
         if fresh.is_empty() {
-            return Ok(PendingShims { entries: Vec::new() });
+            return Ok(ShimsUnderway { fresh, first: 0, instantiating: None });
         }
-        let internal = |e: JsValue| LoaderError::internal("compiling the call shims", &e);
         let first = self.table.length();
-        self.table.grow(fresh.len() as u32).map_err(internal)?;
+        self.table.grow(fresh.len() as u32).map_err(shim_error)?;
         let sigs: Vec<&FuncSig> = fresh.iter().map(|e| &e.sig).collect();
         let bytes = encode::shim_module(&sigs, self.id, first, self.table.length());
-        let instantiated = JsFuture::from(WebAssembly::instantiate_buffer(&bytes, &self.shim_imports(fresh.len()))).await.map_err(internal)?;
-        let exports = Reflect::get(&instantiated, &"instance".into()).map_err(internal)?.unchecked_into::<WebAssembly::Instance>().exports();
-        let function = |name: String| Reflect::get(&exports, &name.into()).map_err(internal);
-        let mut entries = Vec::with_capacity(fresh.len());
-        for (i, (export, slot)) in fresh.into_iter().zip(first..).enumerate() {
-            let shim: Function = function(encode::shim_name(i))?.dyn_into().map_err(internal)?;
-            let missing: Function = function(encode::missing_name(i))?.dyn_into().map_err(internal)?;
-            entries.push(Entry { export, slot, shim, missing });
-        }
-        Ok(PendingShims { entries })
+        let instantiating = WebAssembly::instantiate_buffer(&bytes, &self.shim_imports(fresh.len()));
+        Ok(ShimsUnderway { fresh, first, instantiating: Some(instantiating) })
     }
 
     /// Make prepared shims visible on the exports object.

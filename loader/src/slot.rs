@@ -112,7 +112,8 @@ impl Slot {
         }
         let compiled = self.fetch_version(source).await?;
         let instance = self.instantiate(&compiled).await?;
-        let shims = self.table.borrow().prepare(&compiled.interface.user_exports).await?;
+        let shims = self.table.borrow().prepare(&compiled.interface.user_exports)?;
+        let shims = shims.finish().await?;
         let mut table = self.table.try_borrow_mut().map_err(|_| LoaderError::Reentrant {})?;
         table.adopt(shims);
         table.bind(&instance);
@@ -216,16 +217,26 @@ impl Slot {
             Some(pending) => Some(pending.finish().await?),
             None => None,
         };
-        let shims = self.table.borrow().prepare(&incoming.interface.user_exports).await?;
+        let shims = self.table.borrow().prepare(&incoming.interface.user_exports)?;
+        let shims = shims.finish().await?;
         let max_state = self.options.limits.max_state_bytes;
         let reservation = commit::reserve(running, &instance, schema, max_state)?;
-        Ok(PreparedSwap { running: running.clone(), incoming: instance, schema, reservation, shims, standby, max_state })
+        Ok(PreparedSwap {
+            running: running.clone(),
+            incoming: instance,
+            schema,
+            reservation,
+            shims,
+            standby,
+            max_state,
+        })
     }
 
     /// The pause and the bookkeeping after it; synchronous, like the pause itself.
     fn commit_prepared(&self, prepared: PreparedSwap) -> Result<(VersionInfo, Rc<GuestInstance>), LoaderError> {
         let mut table = self.table.try_borrow_mut().map_err(|_| LoaderError::Reentrant {})?;
-        let Committed { replaced, current, saved, schema, report, pause_ms, standby } = commit::commit(prepared, &mut table)?;
+        let Committed { replaced, current, saved, schema, report, pause_ms, standby } =
+            commit::commit(prepared, &mut table)?;
         drop(table);
         let info = current.compiled.info();
         {
@@ -255,7 +266,8 @@ impl Slot {
     fn settle_snapshot(&self, replaced: &Rc<GuestInstance>) {
         let mut state = self.state.borrow_mut();
         let Some(previous) = state.previous.as_mut() else { return };
-        let in_place = matches!(&previous.snapshot, Some(Snapshot::InPlace { instance, .. }) if Rc::ptr_eq(instance, replaced));
+        let in_place =
+            matches!(&previous.snapshot, Some(Snapshot::InPlace { instance, .. }) if Rc::ptr_eq(instance, replaced));
         if !in_place {
             return;
         }
@@ -270,7 +282,10 @@ impl Slot {
 
     /// A fresh instance of the running version, for a synchronous rollback during the
     /// probation of its successor (none when probation is off).
-    fn start_standby(&self, running: &Rc<GuestInstance>) -> Result<Option<(Rc<GuestInstance>, PendingInstance)>, LoaderError> {
+    fn start_standby(
+        &self,
+        running: &Rc<GuestInstance>,
+    ) -> Result<Option<(Rc<GuestInstance>, PendingInstance)>, LoaderError> {
         if self.options.auto_rollback_calls == 0 {
             return Ok(None);
         }
@@ -304,13 +319,25 @@ impl Slot {
 
     /// Synchronously bind `target` (an instance of the previous version) with the state
     /// carried back from the current one, or the snapshot.
-    fn restore_previous(&self, target: GuestInstance, reason: RollbackReason, allow_snapshot: bool) -> Result<VersionInfo, LoaderError> {
+    fn restore_previous(
+        &self,
+        target: GuestInstance,
+        reason: RollbackReason,
+        allow_snapshot: bool,
+    ) -> Result<VersionInfo, LoaderError> {
         let running = self.current_instance()?;
         let restored = {
             let state = self.state.try_borrow().map_err(|_| LoaderError::Reentrant {})?;
             let previous = state.previous.as_ref().ok_or(LoaderError::RollbackUnavailable {})?;
             let table = self.table.try_borrow().map_err(|_| LoaderError::Reentrant {})?;
-            rollback::restore(&running, target, previous.snapshot.as_ref(), allow_snapshot, &table, self.options.limits.max_state_bytes)?
+            rollback::restore(
+                &running,
+                target,
+                previous.snapshot.as_ref(),
+                allow_snapshot,
+                &table,
+                self.options.limits.max_state_bytes,
+            )?
         };
         let info = restored.current.compiled.info();
         {
@@ -388,10 +415,17 @@ impl Slot {
     pub fn call_bytes(&self, name: &str, input: &[u8]) -> Result<Vec<u8>, CallFailure> {
         let slot_index = {
             let table = self.table.try_borrow().map_err(|_| LoaderError::Reentrant {})?;
-            let entry = table.entry_named(name).ok_or_else(|| LoaderError::from(InspectError::MissingExport { name: name.into() }))?;
+            let entry = table
+                .entry_named(name)
+                .ok_or_else(|| LoaderError::from(InspectError::MissingExport { name: name.into() }))?;
             if entry.export.sig != BYTES_FN {
                 let found = entry.export.sig.to_string();
-                return Err(LoaderError::from(InspectError::ExportSignature { name: name.into(), expected: BYTES_FN, found }).into());
+                return Err(LoaderError::from(InspectError::ExportSignature {
+                    name: name.into(),
+                    expected: BYTES_FN,
+                    found,
+                })
+                .into());
             }
             entry.slot
         };
@@ -405,7 +439,8 @@ impl Slot {
         if still_running {
             let _ = running.free(ptr, len);
         }
-        let packed = u64::try_from(result?).map_err(|_| LoaderError::Internal { what: format!("export `{name}` did not return an i64") })?;
+        let packed = u64::try_from(result?)
+            .map_err(|_| LoaderError::Internal { what: format!("export `{name}` did not return an i64") })?;
         let (out_ptr, out_len) = unpack(packed);
         let output = running.read(out_ptr, out_len)?;
         running.free(out_ptr, out_len)?;
@@ -477,4 +512,3 @@ impl Slot {
         self.emit(&Event::Error { version, code: e.code().into(), message: e.to_string(), retry_ms: None });
     }
 }
-

@@ -24,6 +24,10 @@ pub(crate) fn validate(fetched: Fetched, options: &LoadOptions) -> Result<Compil
 
 /// May `incoming` replace `running` in a slot whose callers hold `held`? The schema the
 /// state travels in.
-pub(crate) fn check_replacement(running: &CompiledVersion, incoming: &CompiledVersion, held: &[Export]) -> Result<u32, LoaderError> {
+pub(crate) fn check_replacement(
+    running: &CompiledVersion,
+    incoming: &CompiledVersion,
+    held: &[Export],
+) -> Result<u32, LoaderError> {
     Ok(hotswap_inspect::check_replacement(&running.interface.metadata, &incoming.interface, held)?)
 }

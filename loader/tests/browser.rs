@@ -88,7 +88,9 @@ async fn a_hand_written_wat_guest_takes_over_from_a_rust_guest() {
 async fn app_supplied_imports_reach_the_guest_and_are_required_when_imported() {
     let seen = Rc::new(std::cell::RefCell::new(Vec::<i64>::new()));
     let sink = seen.clone();
-    let notify = wasm_bindgen::closure::Closure::<dyn FnMut(JsValue)>::new(move |n: JsValue| sink.borrow_mut().push(i64::try_from(n).unwrap()));
+    let notify = wasm_bindgen::closure::Closure::<dyn FnMut(JsValue)>::new(move |n: JsValue| {
+        sink.borrow_mut().push(i64::try_from(n).unwrap())
+    });
     let app = Object::new();
     Reflect::set(&app, &"notify".into(), notify.as_ref()).unwrap();
     let imports = Object::new();
@@ -110,11 +112,13 @@ async fn app_supplied_imports_reach_the_guest_and_are_required_when_imported() {
 #[wasm_bindgen_test]
 async fn a_response_the_app_fetched_itself_is_a_valid_source() {
     let (slot, increment) = running_v1("{}").await;
-    let response: web_sys::Response = JsFuture::from(web_sys::window().unwrap().fetch_with_str(&format!("{}/guests/counter-v2.wasm", server())))
-        .await
-        .unwrap()
-        .unchecked_into();
-    let source = ModuleSource { origin: Origin::Response(response), sha256: digest_of("counter-v2").await, listed_size: None };
+    let response: web_sys::Response =
+        JsFuture::from(web_sys::window().unwrap().fetch_with_str(&format!("{}/guests/counter-v2.wasm", server())))
+            .await
+            .unwrap()
+            .unchecked_into();
+    let source =
+        ModuleSource { origin: Origin::Response(response), sha256: digest_of("counter-v2").await, listed_size: None };
     assert_eq!(slot.swap(source).await.unwrap().version, "2.0.0");
     assert_eq!(call_i64(&increment), 5);
 }
@@ -144,7 +148,11 @@ async fn a_guest_error_is_a_typed_trap_carrying_the_guests_message_and_state_sur
 #[wasm_bindgen_test]
 async fn hash_mismatch_reports_expected_and_actual_and_keeps_v1() {
     let (slot, inc) = running_v1("{}").await;
-    let wrong = ModuleSource { origin: Origin::Url(format!("{}/guests/counter-v2.wasm", server())), sha256: digest_of("counter-v1").await, listed_size: None };
+    let wrong = ModuleSource {
+        origin: Origin::Url(format!("{}/guests/counter-v2.wasm", server())),
+        sha256: digest_of("counter-v1").await,
+        listed_size: None,
+    };
     let err = assert_refused(&slot, &inc, wrong, "HASH_MISMATCH").await;
     let LoaderError::HashMismatch { expected, actual } = err else { unreachable!() };
     assert_eq!(expected, digest_of("counter-v1").await.to_hex());
@@ -157,7 +165,11 @@ async fn a_flipped_byte_is_refused_before_any_guest_code_runs() {
     let mut bytes = get_bytes("/guests/counter-v2.wasm").await;
     let middle = bytes.len() / 2;
     bytes[middle] ^= 1;
-    let source = ModuleSource { origin: Origin::Bytes(Uint8Array::from(&bytes[..])), sha256: digest_of("counter-v2").await, listed_size: None };
+    let source = ModuleSource {
+        origin: Origin::Bytes(Uint8Array::from(&bytes[..])),
+        sha256: digest_of("counter-v2").await,
+        listed_size: None,
+    };
     assert_refused(&slot, &inc, source, "HASH_MISMATCH").await;
 }
 
@@ -165,18 +177,30 @@ async fn a_flipped_byte_is_refused_before_any_guest_code_runs() {
 async fn network_failures_are_typed_truncated_body_404_and_refused_connection() {
     let (slot, inc) = running_v1("{}").await;
     let digest = digest_of("counter-v2").await;
-    let at = |path: &str| ModuleSource { origin: Origin::Url(format!("{}{path}", server())), sha256: digest, listed_size: None };
+    let at = |path: &str| ModuleSource {
+        origin: Origin::Url(format!("{}{path}", server())),
+        sha256: digest,
+        listed_size: None,
+    };
     assert_refused(&slot, &inc, at("/truncated/counter-v2.wasm"), "BODY_INCOMPLETE").await;
     let err = assert_refused(&slot, &inc, at("/status/404"), "HTTP_STATUS").await;
     assert!(matches!(err, LoaderError::HttpStatus { status: 404, .. }));
-    let nowhere = ModuleSource { origin: Origin::Url("http://127.0.0.1:9/counter.wasm".into()), sha256: digest, listed_size: None };
+    let nowhere = ModuleSource {
+        origin: Origin::Url("http://127.0.0.1:9/counter.wasm".into()),
+        sha256: digest,
+        listed_size: None,
+    };
     assert_refused(&slot, &inc, nowhere, "FETCH_FAILED").await;
 }
 
 #[wasm_bindgen_test]
 async fn the_servers_mime_type_does_not_matter_the_hash_does() {
     let (slot, _) = running_v1("{}").await;
-    let source = ModuleSource { origin: Origin::Url(format!("{}/as-text/counter-v2.wasm", server())), sha256: digest_of("counter-v2").await, listed_size: None };
+    let source = ModuleSource {
+        origin: Origin::Url(format!("{}/as-text/counter-v2.wasm", server())),
+        sha256: digest_of("counter-v2").await,
+        listed_size: None,
+    };
     assert_eq!(slot.swap(source).await.unwrap().version, "2.0.0");
 }
 
@@ -184,7 +208,11 @@ async fn the_servers_mime_type_does_not_matter_the_hash_does() {
 async fn bytes_that_are_not_wasm_are_refused() {
     let (slot, inc) = running_v1("{}").await;
     let junk = b"<html>not a module</html>";
-    let source = ModuleSource { origin: Origin::Bytes(Uint8Array::from(&junk[..])), sha256: Digest::of(junk), listed_size: None };
+    let source = ModuleSource {
+        origin: Origin::Bytes(Uint8Array::from(&junk[..])),
+        sha256: Digest::of(junk),
+        listed_size: None,
+    };
     assert_refused(&slot, &inc, source, "NOT_WASM").await;
 }
 
@@ -193,7 +221,11 @@ async fn oversize_modules_are_refused_including_an_endless_body() {
     let (slot, inc) = running_v1(r#"{"limits": {"maxModuleBytes": 100000}}"#).await;
     let err = assert_refused(&slot, &inc, by_url("bench-200k-v2").await, "MODULE_TOO_LARGE").await;
     assert!(matches!(err, LoaderError::ModuleTooLarge { limit: 100_000, .. }));
-    let endless = ModuleSource { origin: Origin::Url(format!("{}/endless", server())), sha256: digest_of("counter-v2").await, listed_size: None };
+    let endless = ModuleSource {
+        origin: Origin::Url(format!("{}/endless", server())),
+        sha256: digest_of("counter-v2").await,
+        listed_size: None,
+    };
     assert_refused(&slot, &inc, endless, "MODULE_TOO_LARGE").await;
 }
 
@@ -232,7 +264,10 @@ async fn guests_that_trap_or_refuse_during_the_swap_leave_v1_running() {
     let err = assert_refused(&slot, &inc, by_url("fault-start-traps").await, "GUEST_TRAP").await;
     assert!(matches!(&err, LoaderError::GuestTrap { phase, .. } if phase == "start"));
     let err = assert_refused(&slot, &inc, by_url("counter-load-traps").await, "GUEST_TRAP").await;
-    assert!(matches!(&err, LoaderError::GuestTrap { phase, message, .. } if phase == "load" && message.contains("fault-load-traps")), "{err}");
+    assert!(
+        matches!(&err, LoaderError::GuestTrap { phase, message, .. } if phase == "load" && message.contains("fault-load-traps")),
+        "{err}"
+    );
     let err = assert_refused(&slot, &inc, by_url("counter-load-rejects").await, "STATE_LOAD_REJECTED").await;
     assert!(matches!(err, LoaderError::StateLoadRejected { status: 1, .. }));
 }
@@ -242,7 +277,8 @@ async fn a_version_that_traps_after_the_swap_is_rolled_back_automatically_with_t
     let events = Rc::new(std::cell::RefCell::new(Vec::<JsValue>::new()));
     let (slot, increment) = running_v1("{}").await;
     let sink = events.clone();
-    let listener = wasm_bindgen::closure::Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| sink.borrow_mut().push(e));
+    let listener =
+        wasm_bindgen::closure::Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| sink.borrow_mut().push(e));
     slot.on(listener.as_ref().unchecked_ref::<Function>().clone());
     let before = checksum(&slot);
     assert_eq!(slot.swap(by_url("counter-traps-after-swap").await).await.unwrap().version, "1.0.1");
@@ -253,7 +289,12 @@ async fn a_version_that_traps_after_the_swap_is_rolled_back_automatically_with_t
     assert_eq!(slot.current().unwrap().version, "1.0.0");
     assert_eq!(checksum(&slot), before, "state not restored");
     assert_eq!(call_i64(&increment), 4);
-    let rollback = events.borrow().iter().find(|e| Reflect::get(e, &"type".into()).unwrap() == "rollback").cloned().expect("no rollback event");
+    let rollback = events
+        .borrow()
+        .iter()
+        .find(|e| Reflect::get(e, &"type".into()).unwrap() == "rollback")
+        .cloned()
+        .expect("no rollback event");
     assert_eq!(Reflect::get(&rollback, &"reason".into()).unwrap(), "trap");
     // The faulty guest trapped mid-call, so its state is untrusted: the pre-swap snapshot is used.
     assert_eq!(Reflect::get(&rollback, &"stateSource".into()).unwrap(), "snapshot");
@@ -318,7 +359,12 @@ async fn rollback_from_a_broken_version_needs_allow_snapshot_and_then_restores_t
 #[wasm_bindgen_test]
 async fn concurrent_swaps_run_one_at_a_time_in_call_order() {
     let (slot, increment) = running_v1("{}").await;
-    let (a, b, c, d) = (by_url("counter-v2").await, by_url("counter-v1").await, by_url("fault-no-metadata").await, by_url("counter-v2").await);
+    let (a, b, c, d) = (
+        by_url("counter-v2").await,
+        by_url("counter-v1").await,
+        by_url("fault-no-metadata").await,
+        by_url("counter-v2").await,
+    );
     let (s1, s2, s3, s4) = (slot.clone(), slot.clone(), slot.clone(), slot.clone());
     let promises = [
         wasm_bindgen_futures::future_to_promise(async move { Ok(s1.swap(a).await.map(|i| i.version)?.into()) }),
@@ -326,7 +372,8 @@ async fn concurrent_swaps_run_one_at_a_time_in_call_order() {
         wasm_bindgen_futures::future_to_promise(async move { Ok(s3.swap(c).await.map(|i| i.version)?.into()) }),
         wasm_bindgen_futures::future_to_promise(async move { Ok(s4.swap(d).await.map(|i| i.version)?.into()) }),
     ];
-    let settled = JsFuture::from(js_sys::Promise::all_settled(&promises.iter().collect::<js_sys::Array>())).await.unwrap();
+    let settled =
+        JsFuture::from(js_sys::Promise::all_settled(&promises.iter().collect::<js_sys::Array>())).await.unwrap();
     let outcome = |i: u32| {
         let r = js_sys::Array::from(&settled).get(i);
         let value = Reflect::get(&r, &"value".into()).unwrap();
@@ -343,7 +390,11 @@ async fn two_hundred_swaps_back_and_forth_keep_every_increment() {
     let mut expected = 3;
     for round in 0..200 {
         let (name, digest, step) = if round % 2 == 0 { ("counter-v2", v2, 2) } else { ("counter-v1", v1, 1) };
-        let source = ModuleSource { origin: Origin::Url(format!("{}/guests/{name}.wasm", server())), sha256: digest, listed_size: None };
+        let source = ModuleSource {
+            origin: Origin::Url(format!("{}/guests/{name}.wasm", server())),
+            sha256: digest,
+            listed_size: None,
+        };
         slot.swap(source).await.unwrap_or_else(|e| panic!("swap {round}: {e}"));
         expected += step;
         assert_eq!(call_i64(&increment), expected, "after swap {round}");
@@ -362,12 +413,17 @@ async fn the_js_api_rejects_with_a_hotswap_error_carrying_a_stable_code() {
         o
     };
     let method = |obj: &JsValue, name: &str| -> Function { Reflect::get(obj, &name.into()).unwrap().unchecked_into() };
-    let hs = JsFuture::from(wasm_hotswap::HotSwap::load(source("counter-v1", digest(digest_of("counter-v1").await)).into(), None))
-        .await
-        .unwrap();
+    let hs = JsFuture::from(wasm_hotswap::HotSwap::load(
+        source("counter-v1", digest(digest_of("counter-v1").await)).into(),
+        None,
+    ))
+    .await
+    .unwrap();
     let exports = Reflect::get(&hs, &"exports".into()).unwrap();
     let bad = source("counter-v2", digest(digest_of("counter-v1").await));
-    let err = JsFuture::from(method(&hs, "swap").call1(&hs, &bad).unwrap().unchecked_into::<js_sys::Promise>()).await.unwrap_err();
+    let err = JsFuture::from(method(&hs, "swap").call1(&hs, &bad).unwrap().unchecked_into::<js_sys::Promise>())
+        .await
+        .unwrap_err();
     assert!(err.is_instance_of::<js_sys::Error>());
     assert_eq!(Reflect::get(&err, &"name".into()).unwrap(), "HotSwapError");
     assert_eq!(Reflect::get(&err, &"code".into()).unwrap(), "HASH_MISMATCH");

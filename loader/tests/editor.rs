@@ -7,8 +7,8 @@ use std::rc::Rc;
 use js_sys::Reflect;
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::*;
-use wasm_hotswap::Slot;
 use wasm_hotswap::LoaderError;
+use wasm_hotswap::Slot;
 
 wasm_bindgen_test_configure!(run_in_browser);
 

@@ -85,7 +85,10 @@ impl Registry {
         init.set_body(&js_sys::Uint8Array::from(body).into());
         let url = format!("{}/{path}", self.base);
         let response: web_sys::Response =
-            JsFuture::from(web_sys::window().unwrap().fetch_with_str_and_init(&url, &init)).await.unwrap().unchecked_into();
+            JsFuture::from(web_sys::window().unwrap().fetch_with_str_and_init(&url, &init))
+                .await
+                .unwrap()
+                .unchecked_into();
         assert!(response.ok(), "PUT {url}: {}", response.status());
     }
 
@@ -163,7 +166,11 @@ impl Watched {
         let (before, version) = (hot_swap.checksum(), self.version());
         let err = self.check().await.expect_err("the check should have been refused");
         assert_eq!(LoaderError::code_of(&err).as_deref(), Some(code), "wrong code for: {}", message_of(&err));
-        assert_eq!((self.version(), hot_swap.checksum()), (version, before), "the running version or its state changed");
+        assert_eq!(
+            (self.version(), hot_swap.checksum()),
+            (version, before),
+            "the running version or its state changed"
+        );
         let increment = hot_swap.export("increment");
         let count = call_i64(&increment);
         assert_eq!(call_i64(&increment), count + 1, "the running version no longer answers");
@@ -209,7 +216,10 @@ async fn watch_loads_the_release_the_signed_manifest_names_and_swaps_to_a_patch_
     let v2 = manifest(2, 3600, "1.0.2", vec![("1.0.0", counter_v1().await), ("1.0.2", patch)]);
     registry.publish(&v2, &[&key(1)]).await;
     let check = w.check().await.unwrap();
-    assert_eq!((field(&check, "action"), number(&check, "manifestVersion"), field(&check, "running")), ("swapped".into(), 2.0, "1.0.2".into()));
+    assert_eq!(
+        (field(&check, "action"), number(&check, "manifestVersion"), field(&check, "running")),
+        ("swapped".into(), 2.0, "1.0.2".into())
+    );
     assert_eq!(call_i64(&increment), 3, "the count travelled to the new version through the same reference");
     let view = w.view();
     let listed = Reflect::get(&view, &"versions".into()).unwrap().unchecked_into::<Array>().length();
@@ -247,7 +257,11 @@ async fn a_major_release_is_taken_when_it_migrates_the_running_schema_and_never_
     migrating.publish(&Manifest { version: 2, ..listed }, &[&key(1)]).await;
     assert_eq!(w.checked().await.0, "swapped");
     assert_eq!(w.version(), "2.0.0");
-    assert_eq!(call_i64(&w.hot_swap().export("increment")), 3, "the count of 1 migrated to schema 2 (which steps by 2)");
+    assert_eq!(
+        call_i64(&w.hot_swap().export("increment")),
+        3,
+        "the count of 1 migrated to schema 2 (which steps by 2)"
+    );
 }
 
 // ---------- the TUF protections
@@ -295,7 +309,9 @@ async fn mix_and_match_attack_a_module_other_than_the_listed_one_is_refused_and_
     // The listed 1.0.1 is the trapping build's digest; the server hands out another genuine
     // guest (a signed 1.0.2 from elsewhere) at its URL.
     let listed = release("counter-traps-after-swap", "/guests/wat-counter.wasm", 1, &[]).await;
-    registry.publish(&manifest(2, 3600, "1.0.1", vec![("1.0.0", counter_v1().await), ("1.0.1", listed)]), &[&key(1)]).await;
+    registry
+        .publish(&manifest(2, 3600, "1.0.1", vec![("1.0.0", counter_v1().await), ("1.0.1", listed)]), &[&key(1)])
+        .await;
     w.assert_check_refused("HASH_MISMATCH").await;
     let (action, _, reason) = w.checked().await;
     assert_eq!((action.as_str(), reason.as_str()), ("skipped", "failed-here"));
@@ -305,7 +321,12 @@ async fn mix_and_match_attack_a_module_other_than_the_listed_one_is_refused_and_
 async fn endless_data_attack_manifest_and_module_downloads_stop_at_their_caps() {
     let w = watch_url(&format!("{}/endless", server()), r#"{"maxManifestBytes":65536}"#).await;
     let err = w.result.as_ref().err().expect("an endless manifest must be refused");
-    assert_eq!((w.refused().as_deref(), message_of(err).contains("65536")), (Some("MANIFEST_TOO_LARGE"), true), "{}", message_of(err));
+    assert_eq!(
+        (w.refused().as_deref(), message_of(err).contains("65536")),
+        (Some("MANIFEST_TOO_LARGE"), true),
+        "{}",
+        message_of(err)
+    );
 
     let registry = Registry::new("endless-module");
     registry.publish(&manifest(1, 3600, "1.0.0", vec![("1.0.0", counter_v1().await)]), &[&key(1)]).await;
@@ -342,7 +363,8 @@ async fn arbitrary_installation_only_manifests_signed_by_enough_pinned_keys_are_
     // A valid signature over other bytes: the payload was edited after signing.
     let edited = Registry::new("sig-edited");
     let mut envelope = Envelope::parse(&seal(&v1, &[&key(1)])).unwrap();
-    let evil = manifest(1, 3600, "1.0.2", vec![("1.0.2", release("wat-counter", "/guests/wat-counter.wasm", 1, &[]).await)]);
+    let evil =
+        manifest(1, 3600, "1.0.2", vec![("1.0.2", release("wat-counter", "/guests/wat-counter.wasm", 1, &[]).await)]);
     envelope.payload = Envelope::seal(&evil, &[], |_, _| [0; 64]).payload;
     edited.put("manifest.json", &envelope.to_json()).await;
     let w = watch(&edited, "{}").await;
@@ -354,7 +376,12 @@ async fn arbitrary_installation_only_manifests_signed_by_enough_pinned_keys_are_
     one.publish(&v1, &[&key(1), &key(1)]).await;
     let w = watch(&one, &pins).await;
     let err = w.result.as_ref().err().expect("one distinct signer of two required");
-    assert_eq!((w.refused().as_deref(), message_of(err).contains("1 trusted key(s), 2 required")), (Some("MANIFEST_SIGNATURE"), true), "{}", message_of(err));
+    assert_eq!(
+        (w.refused().as_deref(), message_of(err).contains("1 trusted key(s), 2 required")),
+        (Some("MANIFEST_SIGNATURE"), true),
+        "{}",
+        message_of(err)
+    );
     let both = Registry::new("sig-two-of-two");
     both.publish(&v1, &[&key(2), &key(1)]).await;
     assert_eq!(watch(&both, &pins).await.version(), "1.0.0");
@@ -398,7 +425,9 @@ async fn without_push_the_watcher_polls_with_if_none_match_and_backs_off_after_e
     assert!(registry.stat("notModified").await >= 2.0, "unchanged manifests are answered 304");
     assert_eq!(registry.stat("full").await, 1.0, "only the first request downloaded the manifest");
     registry.put("fail/4", b"").await;
-    let retries = || -> Vec<f64> { w.events.iter().filter(|e| field(e, "code") == "HTTP_STATUS").map(|e| number(&e, "retryMs")).collect() };
+    let retries = || -> Vec<f64> {
+        w.events.iter().filter(|e| field(e, "code") == "HTTP_STATUS").map(|e| number(&e, "retryMs")).collect()
+    };
     for _ in 0..100 {
         if retries().len() >= 4 {
             break;
@@ -438,7 +467,14 @@ async fn a_release_rolled_back_after_a_trap_is_skipped_but_releases_promoted_aga
     let v1 = counter_v1().await;
     let broken = release("counter-traps-after-swap", "/guests/counter-traps-after-swap.wasm", 1, &[]).await;
     let patch = release("wat-counter", "/guests/wat-counter.wasm", 1, &[]).await;
-    let all = |current: &str, version| manifest(version, 3600, current, vec![("1.0.0", v1.clone()), ("1.0.1", broken.clone()), ("1.0.2", patch.clone())]);
+    let all = |current: &str, version| {
+        manifest(
+            version,
+            3600,
+            current,
+            vec![("1.0.0", v1.clone()), ("1.0.1", broken.clone()), ("1.0.2", patch.clone())],
+        )
+    };
     registry.publish(&all("1.0.0", 1), &[&key(1)]).await;
     let w = watch(&registry, "{}").await;
     registry.publish(&all("1.0.1", 2), &[&key(1)]).await;

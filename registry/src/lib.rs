@@ -17,7 +17,7 @@
 //! no JSON canonicalisation is involved. Verification is split in two ([`Envelope::candidates`],
 //! then [`Envelope::accept`]) so a browser can check each signature with WebCrypto
 //! (asynchronously) while the rules stay here.
-#![deny(missing_docs)]
+#![deny(missing_docs, missing_debug_implementations)]
 
 use std::collections::BTreeMap;
 

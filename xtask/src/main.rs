@@ -128,8 +128,5 @@ fn write_guest(out: &Path, name: &str, bytes: &[u8]) -> Result<String, String> {
         fs::write(&path, bytes).map_err(|e| format!("write {}: {e}", path.display()))?;
     }
     let hex = hex::encode(Sha256::digest(bytes));
-    Ok(format!(
-        "  \"{name}\": {{ \"file\": \"{name}.wasm\", \"sha256\": \"{hex}\", \"size\": {} }}",
-        bytes.len()
-    ))
+    Ok(format!("  \"{name}\": {{ \"file\": \"{name}.wasm\", \"sha256\": \"{hex}\", \"size\": {} }}", bytes.len()))
 }

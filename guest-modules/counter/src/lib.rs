@@ -152,12 +152,7 @@ pub fn add(counter: &mut Counter, amount: &str) -> Result<String, String> {
 #[export]
 pub fn describe(counter: &Counter) -> String {
     check_fault();
-    format!(
-        "counter {VERSION}: {} (step {}, {} payload bytes)",
-        counter.count,
-        counter.step(),
-        counter.payload.len()
-    )
+    format!("counter {VERSION}: {} (step {}, {} payload bytes)", counter.count, counter.step(), counter.payload.len())
 }
 
 /// Replace the payload with `len` deterministic bytes (for state-size tests and benchmarks).

@@ -45,7 +45,8 @@ impl Default for Editor {
 fn initial_doc() -> AutoCommit {
     let mut doc = AutoCommit::new_with_encoding(ENCODING).with_actor(ActorId::from(&[0u8; 16][..]));
     // `authors` is unused before 2.0.0, but every version creates it so all share one map.
-    let created = doc.put_object(ROOT, "text", ObjType::Text).and_then(|_| doc.put_object(ROOT, "authors", ObjType::Map));
+    let created =
+        doc.put_object(ROOT, "text", ObjType::Text).and_then(|_| doc.put_object(ROOT, "authors", ObjType::Map));
     if created.is_err() {
         hotswap_guest::__rt::fatal("cannot create the initial document");
     }
@@ -131,7 +132,8 @@ impl GuestState for Editor {
                 let rest = bytes.strip_prefix(b"ED2").ok_or_else(|| StateError::malformed("missing ED2 tag"))?;
                 let (actor, rest) = field(rest, 1)?;
                 let (name, doc) = field(rest, 2)?;
-                let author = String::from_utf8(name.to_vec()).map_err(|_| StateError::malformed("author is not UTF-8"))?;
+                let author =
+                    String::from_utf8(name.to_vec()).map_err(|_| StateError::malformed("author is not UTF-8"))?;
                 Ok(Self { doc: load_doc(actor, doc)?, author })
             }
             other => Err(StateError::UnsupportedSchema(other)),
@@ -209,7 +211,9 @@ pub fn view(editor: &Editor) -> Result<String, String> {
         let mut html = String::new();
         // Raw HTML in the text is shown as text: it comes from other peers.
         let events = pulldown_cmark::Parser::new(&text).map(|event| match event {
-            pulldown_cmark::Event::Html(raw) | pulldown_cmark::Event::InlineHtml(raw) => pulldown_cmark::Event::Text(raw),
+            pulldown_cmark::Event::Html(raw) | pulldown_cmark::Event::InlineHtml(raw) => {
+                pulldown_cmark::Event::Text(raw)
+            }
             other => other,
         });
         pulldown_cmark::html::push_html(&mut html, events);
@@ -260,7 +264,8 @@ fn attribution(editor: &Editor) -> Result<Vec<Authored>, String> {
                 Ok(Some((value, _))) => value.as_str().map(str::to_string),
                 _ => None,
             };
-            *counts.entry(name.unwrap_or_else(|| format!("anonymous {}", &actor.to_hex_string()[..6]))).or_default() += 1;
+            *counts.entry(name.unwrap_or_else(|| format!("anonymous {}", &actor.to_hex_string()[..6]))).or_default() +=
+                1;
         }
     }
     Ok(counts.into_iter().map(|(name, chars)| Authored { name, chars }).collect())

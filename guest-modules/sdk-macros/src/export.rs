@@ -140,9 +140,12 @@ fn numeric_glue(func: &ItemFn, state: Option<&Type>, rest: &[Param]) -> syn::Res
     let name = &func.sig.ident;
     let wrapper = format_ident!("__hotswap_export_{}", name);
     let export_name = name.to_string();
-    let types: Vec<&Type> = rest.iter().map(|p| match p {
-        Param::Number(ty) | Param::Bytes(ty) | Param::State(ty) => *ty,
-    }).collect();
+    let types: Vec<&Type> = rest
+        .iter()
+        .map(|p| match p {
+            Param::Number(ty) | Param::Bytes(ty) | Param::State(ty) => *ty,
+        })
+        .collect();
     let idents: Vec<_> = (0..types.len()).map(|i| format_ident!("arg{}", i)).collect();
     let args: Vec<TokenStream> = idents.iter().map(|i| quote! { #i }).collect();
     let ret = match &func.sig.output {

@@ -9,10 +9,7 @@ pub fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
         Item::Struct(s) => (&s.ident, &s.generics),
         Item::Enum(e) => (&e.ident, &e.generics),
         other => {
-            return Err(syn::Error::new_spanned(
-                other,
-                "#[guest] goes on the guest's state type (a struct or an enum)",
-            ))
+            return Err(syn::Error::new_spanned(other, "#[guest] goes on the guest's state type (a struct or an enum)"))
         }
     };
     if !generics.params.is_empty() {
@@ -82,9 +79,7 @@ fn parse_args(args: TokenStream) -> syn::Result<GuestMetadata> {
         } else if meta.path.is_ident("migrates_to") {
             migrates_to = parse_schema_list(meta.value()?.parse()?)?;
         } else {
-            return Err(meta.error(
-                "unknown key: expected one of name, version, schema, migrates_from, migrates_to",
-            ));
+            return Err(meta.error("unknown key: expected one of name, version, schema, migrates_from, migrates_to"));
         }
         Ok(())
     });
@@ -105,8 +100,7 @@ fn parse_args(args: TokenStream) -> syn::Result<GuestMetadata> {
         migrates_to,
     };
     // Round-trip through the loader's parser so both sides agree on what is valid.
-    GuestMetadata::parse(meta.encode().as_bytes())
-        .map_err(|e| syn::Error::new_spanned(&name, e.to_string()))?;
+    GuestMetadata::parse(meta.encode().as_bytes()).map_err(|e| syn::Error::new_spanned(&name, e.to_string()))?;
     Ok(meta)
 }
 

@@ -2,7 +2,7 @@
 //! documents them with examples; this crate only turns Rust items into ABI glue.
 //!
 //! Misuse is reported as a compile error pointing at the offending tokens, never a panic.
-#![deny(missing_docs)]
+#![deny(missing_docs, missing_debug_implementations)]
 
 mod export;
 mod guest;

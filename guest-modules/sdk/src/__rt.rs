@@ -25,6 +25,12 @@ pub struct StateCell<S> {
     busy: Cell<bool>,
 }
 
+impl<S> std::fmt::Debug for StateCell<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateCell").field("busy", &self.busy.get()).finish_non_exhaustive()
+    }
+}
+
 // SAFETY: wasm32 guests are single-threaded; the busy flag refuses re-entrant access.
 unsafe impl<S> Sync for StateCell<S> {}
 

@@ -39,7 +39,7 @@
 //!
 //! Build with `cargo build --target wasm32-unknown-unknown --release` and `crate-type =
 //! ["cdylib"]`. `docs/ABI.md` in the repository specifies what the macros emit.
-#![deny(missing_docs)]
+#![deny(missing_docs, missing_debug_implementations)]
 
 mod host;
 mod state;

@@ -89,7 +89,8 @@ impl WatchConfig {
 
 /// A pinned key: 64 hex digits (the `.pub` file `hotswap keygen` writes).
 fn pinned_key(index: usize, hex: &str) -> Result<PinnedKey, LoaderError> {
-    let public = Digest::from_hex(hex.trim()).ok_or_else(|| invalid(&format!("options.keys[{index}]"), "64 hex digits"))?;
+    let public =
+        Digest::from_hex(hex.trim()).ok_or_else(|| invalid(&format!("options.keys[{index}]"), "64 hex digits"))?;
     Ok(PinnedKey { public: public.0 })
 }
 

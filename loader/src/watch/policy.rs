@@ -48,7 +48,13 @@ pub(crate) enum Decision {
 
 /// Decide whether `release` (listed as `version`) should replace `running`. `failed` holds
 /// the digests that failed on this page or were rolled back from: none is tried again.
-pub(crate) fn decide(running: &VersionInfo, version: &str, release: &Release, failed: &HashSet<String>, major: MajorUpdates) -> Decision {
+pub(crate) fn decide(
+    running: &VersionInfo,
+    version: &str,
+    release: &Release,
+    failed: &HashSet<String>,
+    major: MajorUpdates,
+) -> Decision {
     if release.sha256 == running.sha256 {
         return Decision::UpToDate;
     }
@@ -142,7 +148,10 @@ mod tests {
     #[test]
     fn a_major_downgrade_goes_ahead_when_the_running_guest_saves_down() {
         assert_eq!(decide_default(&running("2.1.0", 2, &[1]), "1.1.0", &release("bb", 1, &[])), Decision::Update);
-        assert_eq!(decide_default(&running("2.1.0", 2, &[]), "1.1.0", &release("bb", 1, &[])), Decision::Skip(SkipReason::NoMigration));
+        assert_eq!(
+            decide_default(&running("2.1.0", 2, &[]), "1.1.0", &release("bb", 1, &[])),
+            Decision::Skip(SkipReason::NoMigration)
+        );
     }
 
     #[test]
@@ -155,7 +164,8 @@ mod tests {
     #[test]
     fn a_module_that_failed_here_is_never_tried_again() {
         let failed = HashSet::from(["bb".repeat(32)]);
-        let d = decide(&running("1.0.0", 1, &[]), "1.0.1", &release("bb", 1, &[]), &failed, MajorUpdates::WithMigration);
+        let d =
+            decide(&running("1.0.0", 1, &[]), "1.0.1", &release("bb", 1, &[]), &failed, MajorUpdates::WithMigration);
         assert_eq!(d, Decision::Skip(SkipReason::FailedHere));
     }
 }

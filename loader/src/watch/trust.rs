@@ -71,7 +71,9 @@ pub(crate) async fn fetch_manifest(url: &str, etag: Option<&str>, max_bytes: u64
         Ok(_) => Ok(Fetched::Body { bytes, etag }),
         Err(ReadError::TooLarge(actual)) => Err(LoaderError::ManifestTooLarge { limit: max_bytes, actual }),
         Err(ReadError::Incomplete { received, message }) => Err(LoaderError::BodyIncomplete { received, message }),
-        Err(ReadError::Stopped) => Err(LoaderError::BodyIncomplete { received: bytes.len() as u64, message: "stopped".into() }),
+        Err(ReadError::Stopped) => {
+            Err(LoaderError::BodyIncomplete { received: bytes.len() as u64, message: "stopped".into() })
+        }
     }
 }
 
@@ -119,12 +121,16 @@ async fn ed25519_verify(public: &[u8; 32], signature: &[u8; 64], message: &[u8])
     let key = match call_subtle(&subtle, "importKey", &args).await {
         Ok(key) => key,
         Err(e) if error_name(&e) == "NotSupportedError" => {
-            return Err(LoaderError::CryptoUnavailable { reason: format!("WebCrypto has no Ed25519: {}", js_message(&e)) })
+            return Err(LoaderError::CryptoUnavailable {
+                reason: format!("WebCrypto has no Ed25519: {}", js_message(&e)),
+            })
         }
         Err(_) => return Ok(false),
     };
     let args: Array =
-        [algorithm.into(), key, Uint8Array::from(&signature[..]).into(), Uint8Array::from(message).into()].into_iter().collect();
+        [algorithm.into(), key, Uint8Array::from(&signature[..]).into(), Uint8Array::from(message).into()]
+            .into_iter()
+            .collect();
     Ok(call_subtle(&subtle, "verify", &args).await.map(|ok| ok.is_truthy()).unwrap_or(false))
 }
 

@@ -120,7 +120,8 @@ impl Watcher {
 
     async fn check_now(&self) -> Result<UpdateCheck, LoaderError> {
         let manifest = self.refresh().await.inspect_err(|e| self.report(e))?;
-        let (listed, release) = manifest.release(&self.options.guest, None).inspect_err(|e| self.report(&e.clone().into()))?;
+        let (listed, release) =
+            manifest.release(&self.options.guest, None).inspect_err(|e| self.report(&e.clone().into()))?;
         let running = self.slot.current()?;
         self.note_rollback(&running);
         let decision = decide(&running, listed, release, &self.state.borrow().failed, self.options.major);
@@ -154,7 +155,9 @@ impl Watcher {
                 state.using_fallback = false;
                 state.swapped_to = Some(release.sha256.clone());
             }
-            Err(LoaderError::FetchFailed { .. } | LoaderError::HttpStatus { .. } | LoaderError::BodyIncomplete { .. }) => {}
+            Err(
+                LoaderError::FetchFailed { .. } | LoaderError::HttpStatus { .. } | LoaderError::BodyIncomplete { .. },
+            ) => {}
             Err(_) => {
                 state.failed.insert(release.sha256.clone());
             }
@@ -198,16 +201,23 @@ impl Watcher {
         drop(state);
         if is_new {
             let listed = manifest.guests.get(&self.options.guest).map(|g| g.current.as_str());
-            self.slot.emit(&WatchEvent::Manifest { version: listed.map(str::to_string), manifest_version: manifest.version });
+            self.slot.emit(&WatchEvent::Manifest {
+                version: listed.map(str::to_string),
+                manifest_version: manifest.version,
+            });
         }
         Ok(manifest)
     }
 
     fn source_of(&self, release: &Release) -> Result<ModuleSource, LoaderError> {
-        let url = web_sys::Url::new_with_base(&release.url, &self.options.manifest_url)
-            .map_err(|e| hotswap_registry::RegistryError::Malformed { reason: format!("release url {:?}: {}", release.url, js_message(&e)) })?;
-        let sha256 = Digest::from_hex(&release.sha256)
-            .ok_or_else(|| hotswap_registry::RegistryError::Malformed { reason: format!("sha256 {:?}", release.sha256) })?;
+        let url = web_sys::Url::new_with_base(&release.url, &self.options.manifest_url).map_err(|e| {
+            hotswap_registry::RegistryError::Malformed {
+                reason: format!("release url {:?}: {}", release.url, js_message(&e)),
+            }
+        })?;
+        let sha256 = Digest::from_hex(&release.sha256).ok_or_else(|| hotswap_registry::RegistryError::Malformed {
+            reason: format!("sha256 {:?}", release.sha256),
+        })?;
         Ok(ModuleSource { origin: Origin::Url(url.href()), sha256, listed_size: Some(release.size) })
     }
 
@@ -258,7 +268,8 @@ impl Watcher {
     /// Wait `ms`, or until [`Watcher::wake`].
     async fn sleep(&self, ms: f64) {
         let mut install = |resolve: Function, _reject: Function| {
-            let set_timeout = Reflect::get(&js_sys::global(), &"setTimeout".into()).ok().and_then(|f| f.dyn_into::<Function>().ok());
+            let set_timeout =
+                Reflect::get(&js_sys::global(), &"setTimeout".into()).ok().and_then(|f| f.dyn_into::<Function>().ok());
             if let Some(set_timeout) = set_timeout {
                 let _ = set_timeout.call2(&JsValue::UNDEFINED, &resolve, &JsValue::from_f64(ms));
             }

@@ -9,22 +9,27 @@ use wasm_bindgen_futures::JsFuture;
 use wasm_hotswap::{Digest, LoadOptions, ModuleSource, Origin, Slot};
 
 pub fn server() -> &'static str {
-    option_env!("HOTSWAP_TEST_SERVER").expect("build with HOTSWAP_TEST_SERVER=<fixture server URL> (npm test does)")
+    match option_env!("HOTSWAP_TEST_SERVER") {
+        Some(url) => url,
+        None => panic!("build with HOTSWAP_TEST_SERVER=<fixture server URL> (npm test does)"),
+    }
 }
 
 pub async fn get_json(path: &str) -> JsValue {
-    let response: web_sys::Response = JsFuture::from(web_sys::window().unwrap().fetch_with_str(&format!("{}{path}", server())))
-        .await
-        .unwrap()
-        .unchecked_into();
+    let response: web_sys::Response =
+        JsFuture::from(web_sys::window().unwrap().fetch_with_str(&format!("{}{path}", server())))
+            .await
+            .unwrap()
+            .unchecked_into();
     JsFuture::from(response.json().unwrap()).await.unwrap()
 }
 
 pub async fn get_bytes(path: &str) -> Vec<u8> {
-    let response: web_sys::Response = JsFuture::from(web_sys::window().unwrap().fetch_with_str(&format!("{}{path}", server())))
-        .await
-        .unwrap()
-        .unchecked_into();
+    let response: web_sys::Response =
+        JsFuture::from(web_sys::window().unwrap().fetch_with_str(&format!("{}{path}", server())))
+            .await
+            .unwrap()
+            .unchecked_into();
     Uint8Array::new(&JsFuture::from(response.array_buffer().unwrap()).await.unwrap()).to_vec()
 }
 
@@ -36,7 +41,11 @@ pub async fn digest_of(name: &str) -> Digest {
 }
 
 pub async fn by_url(name: &str) -> ModuleSource {
-    ModuleSource { origin: Origin::Url(format!("{}/guests/{name}.wasm", server())), sha256: digest_of(name).await, listed_size: None }
+    ModuleSource {
+        origin: Origin::Url(format!("{}/guests/{name}.wasm", server())),
+        sha256: digest_of(name).await,
+        listed_size: None,
+    }
 }
 
 pub fn options(js: &str) -> LoadOptions {
@@ -59,7 +68,6 @@ pub fn checksum(slot: &Slot) -> String {
 pub fn call_i64(f: &Function) -> i64 {
     i64::try_from(f.call0(&JsValue::UNDEFINED).unwrap()).unwrap()
 }
-
 
 pub fn field(value: &JsValue, name: &str) -> String {
     Reflect::get(value, &name.into()).ok().and_then(|v| v.as_string()).unwrap_or_default()
