@@ -172,7 +172,7 @@ hotswap_abi::coded_error! {
 impl LoaderError {
     /// `INTERNAL`, for a browser API that refused what it should not.
     pub(crate) fn internal(what: &str, thrown: &JsValue) -> Self {
-        Self::Internal { what: format!("{what}: {}", crate::js::js_message(thrown)) }
+        Self::Internal { what: format!("{what}: {}", js_message(thrown)) }
     }
 
     /// A JS `Error` named `HotSwapError` with `code` and the details of that code.
@@ -225,4 +225,16 @@ impl LoaderError {
     pub(crate) fn from_rule(e: hotswap_abi::RuleError) -> Self {
         InspectError::from(e).into()
     }
+}
+
+/// A readable message from any thrown JS value, without panicking on odd values
+/// (gloo #477: a rejection that was neither an `Error` nor a string).
+pub(crate) fn js_message(value: &JsValue) -> String {
+    if let Some(e) = value.dyn_ref::<js_sys::Error>() {
+        return String::from(e.message());
+    }
+    if let Some(s) = value.as_string() {
+        return s;
+    }
+    js_sys::JSON::stringify(value).ok().and_then(|s| s.as_string()).unwrap_or_else(|| "unknown error".to_string())
 }

@@ -12,9 +12,10 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortController, ReadableStream, Response, ResponseInit};
 
 use crate::digest::{Digest, StreamingHash};
+use crate::error::js_message;
 use crate::error::LoaderError;
 use crate::events::Clock;
-use crate::js::{invalid, js_message};
+use crate::js::invalid;
 use crate::net::{self, ignore_rejection, ReadError};
 use crate::options::{ModuleSource, Origin};
 

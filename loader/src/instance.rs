@@ -10,9 +10,8 @@ use js_sys::{Function, Object, Reflect, Uint8Array, WebAssembly};
 use wasm_bindgen::{closure::Closure, JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
-use crate::error::{is_trap, LoaderError};
+use crate::error::{is_trap, js_message, LoaderError};
 use crate::events::{Emitter, Event};
-use crate::js::js_message;
 use crate::options::AppImports;
 use crate::version::CompiledVersion;
 

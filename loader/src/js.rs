@@ -483,15 +483,3 @@ pub(crate) fn get(target: &JsValue, key: &str) -> JsValue {
 pub(crate) fn invalid(path: &str, expected: &str) -> LoaderError {
     LoaderError::InvalidArgument { path: path.to_string(), expected: expected.to_string() }
 }
-
-/// A readable message from any thrown JS value, without panicking on odd values
-/// (gloo #477: a rejection that was neither an `Error` nor a string).
-pub(crate) fn js_message(value: &JsValue) -> String {
-    if let Some(e) = value.dyn_ref::<js_sys::Error>() {
-        return String::from(e.message());
-    }
-    if let Some(s) = value.as_string() {
-        return s;
-    }
-    js_sys::JSON::stringify(value).ok().and_then(|s| s.as_string()).unwrap_or_else(|| "unknown error".to_string())
-}

@@ -8,8 +8,8 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortController, ReadableStream, ReadableStreamDefaultReader, RequestInit, Response};
 
+use crate::error::js_message;
 use crate::error::LoaderError;
-use crate::js::js_message;
 
 /// `fetch(url, init)` from whichever global scope we run in (window or worker), with an
 /// abort controller attached; a response with an error status is an error.

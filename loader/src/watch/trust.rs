@@ -13,8 +13,8 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::RequestCache;
 
+use crate::error::js_message;
 use crate::error::LoaderError;
-use crate::js::js_message;
 use crate::net::{self, ReadError};
 
 /// What the app trusts: its pinned keys and how many of them must have signed.
