@@ -27,6 +27,7 @@ const ORDER: &[&str] = &[
     "rollback",
     // Orchestration, the registry watcher (its own stages in order), the facade.
     "slot",
+    "slot/calls",
     "watch/policy",
     "watch/trust",
     "watch/options",
@@ -37,11 +38,12 @@ const ORDER: &[&str] = &[
     "lib",
 ];
 
-/// The modules `source` refers to through `crate::x` (and, inside `watch/`, `super::x`).
+/// The modules `source` refers to through `crate::x` (and, in a submodule, `super::x`).
 fn dependencies(module: &str, source: &str) -> BTreeSet<String> {
     let mut deps = BTreeSet::new();
-    for (prefix, scope) in [("crate::", ""), ("super::", "watch/")] {
-        if prefix == "super::" && !module.starts_with("watch/") {
+    let parent = module.rsplit_once('/').map_or(String::new(), |(dir, _)| format!("{dir}/"));
+    for (prefix, scope) in [("crate::", ""), ("super::", parent.as_str())] {
+        if prefix == "super::" && scope.is_empty() {
             continue;
         }
         for (at, _) in source.match_indices(prefix) {

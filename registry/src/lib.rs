@@ -265,11 +265,6 @@ impl Manifest {
             .map(|(v, r)| (v.as_str(), r))
             .ok_or_else(|| RegistryError::not_listed(format!("{guest} {version}")))
     }
-
-    /// The release of `guest` with digest `sha256`, if listed (mix-and-match protection).
-    pub fn release_by_digest(&self, guest: &str, sha256: &str) -> Option<(&str, &Release)> {
-        self.guests.get(guest)?.versions.iter().find(|(_, r)| r.sha256 == sha256).map(|(v, r)| (v.as_str(), r))
-    }
 }
 
 #[cfg(test)]
@@ -334,13 +329,11 @@ mod tests {
     }
 
     #[test]
-    fn only_listed_releases_and_digests_are_found() {
+    fn only_listed_releases_are_found() {
         let m = manifest(1, 100);
         assert_eq!(m.release("editor", None).unwrap().0, "1.0.0");
         assert!(matches!(m.release("editor", Some("9.9.9")), Err(RegistryError::NotListed { .. })));
         assert!(matches!(m.release("counter", None), Err(RegistryError::NotListed { .. })));
-        assert!(m.release_by_digest("editor", &"ab".repeat(32)).is_some());
-        assert!(m.release_by_digest("editor", &"cd".repeat(32)).is_none());
     }
 
     #[test]

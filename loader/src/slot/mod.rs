@@ -1,24 +1,25 @@
 //! A slot: one guest, its stable exports object, the previous version kept for rollback, and
-//! the operations on them. This file only orchestrates the pipeline — fetch → validate →
-//! instantiate → commit, and rollback — whose stages live in their own files. Plain Rust;
-//! `api.rs` is the JS facade over it.
+//! the operations on them. This file orchestrates the pipeline — fetch → validate →
+//! instantiate → commit, and rollback — whose stages live in their own files; [`calls`] is
+//! the path of a call into the guest (the guard, traps during probation, bytes helpers).
+//! Plain Rust; `api.rs` is the JS facade over it.
+
+mod calls;
 
 use std::cell::{OnceCell, RefCell};
 use std::rc::{Rc, Weak};
 
-use hotswap_abi::{unpack, BYTES_FN};
-use hotswap_inspect::InspectError;
-use js_sys::{Array, Function, Object, Reflect};
+use js_sys::{Function, Object};
 use wasm_bindgen::JsValue;
 
 use crate::commit::{self, Committed, PreparedSwap, Snapshot};
-use crate::error::{is_trap, LoaderError};
+use crate::error::LoaderError;
 use crate::events::{Clock, Emitter, Event, RollbackReason};
 use crate::fetch::fetch_verified;
 use crate::instance::{GuestInstance, PendingInstance};
 use crate::js::ToJs;
 use crate::options::{LoadOptions, ModuleSource};
-use crate::probation::{Counted, Probation};
+use crate::probation::Probation;
 use crate::queue::{next_task, OpQueue};
 use crate::rollback::{self, Previous};
 use crate::shim::CallTable;
@@ -356,105 +357,6 @@ impl Slot {
         });
         self.retire(running);
         Ok(info)
-    }
-
-    /// Call table entry `slot_index`: the guard's path (probation, or an export the running
-    /// version lacks) and the bytes helpers'.
-    fn invoke(&self, slot_index: u32, args: &Array) -> Result<JsValue, CallFailure> {
-        let export = {
-            let table = self.table.try_borrow().map_err(|_| LoaderError::Reentrant {})?;
-            table.entry(slot_index).ok_or(LoaderError::Disposed {})?.export.clone()
-        };
-        let running = self.current_instance()?;
-        let target = running
-            .export(&export.name)
-            .ok_or_else(|| LoaderError::NotInVersion { name: export.name.clone(), version: running.version() })?;
-        let args = args.slice(0, export.sig.params.len() as u32);
-        match Reflect::apply(&target, &JsValue::UNDEFINED, &args) {
-            Ok(value) => {
-                self.count_probation_call();
-                Ok(value)
-            }
-            Err(thrown) if is_trap(&thrown) => Err(self.on_trap(&running, &export.name, &thrown).into()),
-            Err(thrown) => Err(CallFailure::Js(thrown)),
-        }
-    }
-
-    fn count_probation_call(&self) {
-        let Ok(mut state) = self.state.try_borrow_mut() else { return };
-        if state.probation.count_call() == Counted::Passed {
-            let version = state.current.as_ref().map(|c| c.version()).unwrap_or_default();
-            drop(state);
-            self.emit(&Event::ProbationPassed { version });
-        }
-    }
-
-    /// A trap: on probation, roll back at once; either way, a typed error for the caller.
-    fn on_trap(&self, running: &GuestInstance, name: &str, thrown: &JsValue) -> LoaderError {
-        let phase = format!("call {name}");
-        let LoaderError::GuestTrap { message, .. } = running.trap_error(&phase, thrown) else {
-            return LoaderError::Reentrant {};
-        };
-        let standby = self.state.try_borrow_mut().ok().and_then(|mut s| s.probation.end());
-        let rolled_back = match standby {
-            Some(standby) => match self.restore_previous(standby, RollbackReason::Trap, true) {
-                Ok(_) => true,
-                Err(e) => {
-                    self.emit_error(&e);
-                    false
-                }
-            },
-            None => false,
-        };
-        let error = LoaderError::GuestTrap { phase, message, rolled_back };
-        self.emit_error(&error);
-        error
-    }
-
-    /// Call bytes export `name` with `input`; returns its output.
-    pub fn call_bytes(&self, name: &str, input: &[u8]) -> Result<Vec<u8>, CallFailure> {
-        let slot_index = {
-            let table = self.table.try_borrow().map_err(|_| LoaderError::Reentrant {})?;
-            let entry = table
-                .entry_named(name)
-                .ok_or_else(|| LoaderError::from(InspectError::MissingExport { name: name.into() }))?;
-            if entry.export.sig != BYTES_FN {
-                let found = entry.export.sig.to_string();
-                return Err(LoaderError::from(InspectError::ExportSignature {
-                    name: name.into(),
-                    expected: BYTES_FN,
-                    found,
-                })
-                .into());
-            }
-            entry.slot
-        };
-        let running = self.current_instance()?;
-        let len = input.len() as u32;
-        let ptr = running.write_new(input)?;
-        let args: Array = [JsValue::from(ptr), JsValue::from(len)].into_iter().collect();
-        let result = self.invoke(slot_index, &args);
-        // A trap may have rolled back: the buffers belong to an instance being dropped.
-        let still_running = self.current_instance().map(|c| Rc::ptr_eq(&c, &running)).unwrap_or(false);
-        if still_running {
-            let _ = running.free(ptr, len);
-        }
-        let packed = u64::try_from(result?)
-            .map_err(|_| LoaderError::Internal { what: format!("export `{name}` did not return an i64") })?;
-        let (out_ptr, out_len) = unpack(packed);
-        let output = running.read(out_ptr, out_len)?;
-        running.free(out_ptr, out_len)?;
-        Ok(output)
-    }
-
-    /// The running guest's state, saved in its own schema.
-    pub fn save_state(&self) -> Result<(u32, Vec<u8>), LoaderError> {
-        let running = self.current_instance()?;
-        let schema = running.compiled.interface.metadata.state_schema;
-        let (ptr, len) = running.save(schema)?;
-        let bytes = running.read(ptr, len);
-        running.free(ptr, len)?;
-        Ok((schema, bytes?))
     }
 
     /// Drop every instance and listener; later calls fail with `DISPOSED`.
