@@ -1,16 +1,12 @@
 //! A guest's interface, read from the kept sections, and the checks on it.
 
-use hotswap_abi::{
-    check_abi, exports, host, transfer_schema, FuncSig, GuestMetadata, ValType, APP_MODULE, HOST_MODULE,
-    MAX_USER_PARAMS, MAX_USER_RESULTS, RESERVED_PREFIX,
-};
-use wasmparser::{
-    BinaryReader, CompositeInnerType, ExportSectionReader, ExternalKind, FunctionSectionReader, ImportSectionReader,
-    MemorySectionReader, TypeRef, TypeSectionReader,
-};
-
 use crate::error::InspectError;
-use crate::stream::{Inspector, Section, EXPORT, FUNCTION, IMPORT, MEMORY, METADATA, TYPE};
+use crate::sections::{ExportKind, Sections};
+use crate::stream::Inspector;
+use hotswap_abi::{
+    check_abi, exports, host, transfer_schema, FuncSig, GuestMetadata, APP_MODULE, HOST_MODULE, MAX_USER_PARAMS,
+    MAX_USER_RESULTS, RESERVED_PREFIX,
+};
 
 /// One user export: a function callers reach through the loader's stable exports object.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,91 +120,15 @@ pub fn check_replacement(running: &GuestMetadata, new: &ModuleInterface, held: &
     Ok(transfer_schema(running, &new.metadata)?)
 }
 
-/// The facts read from the kept sections.
-#[derive(Default)]
-struct Sections {
-    types: Vec<Option<FuncSig>>,
-    func_types: Vec<u32>,
-    exports: Vec<(String, ExternalKind, u32)>,
-    imports: Vec<(String, String, Option<u32>)>,
-    memory_pages: Option<u64>,
-    metadata: Option<Vec<u8>>,
-}
-
 impl Sections {
-    fn read(kept: Vec<Section>) -> Result<Self, InspectError> {
-        let mut s = Sections::default();
-        for section in kept {
-            let reader = || BinaryReader::new(&section.body, section.offset);
-            match section.id {
-                TYPE => s.read_types(TypeSectionReader::new(reader())?)?,
-                IMPORT => s.read_imports(ImportSectionReader::new(reader())?)?,
-                FUNCTION => {
-                    for t in FunctionSectionReader::new(reader())? {
-                        s.func_types.push(t?);
-                    }
-                }
-                MEMORY => {
-                    for m in MemorySectionReader::new(reader())? {
-                        s.memory_pages.get_or_insert(m?.initial);
-                    }
-                }
-                EXPORT => {
-                    for e in ExportSectionReader::new(reader())? {
-                        let e = e?;
-                        s.exports.push((e.name.to_string(), e.kind, e.index));
-                    }
-                }
-                METADATA => s.metadata = Some(section.body),
-                _ => {}
-            }
-        }
-        Ok(s)
-    }
-
-    fn read_types(&mut self, reader: TypeSectionReader) -> Result<(), InspectError> {
-        for group in reader {
-            for sub in group?.into_types() {
-                self.types.push(match sub.composite_type.inner {
-                    CompositeInnerType::Func(f) => func_sig(f.params(), f.results()),
-                    _ => None,
-                });
-            }
-        }
-        Ok(())
-    }
-
-    fn read_imports(&mut self, reader: ImportSectionReader) -> Result<(), InspectError> {
-        for import in reader.into_imports() {
-            let import = import?;
-            let ty = match import.ty {
-                TypeRef::Func(t) | TypeRef::FuncExact(t) => {
-                    // Imported functions come first in the function index space.
-                    self.func_types.push(t);
-                    Some(t)
-                }
-                _ => None,
-            };
-            self.imports.push((import.module.to_string(), import.name.to_string(), ty));
-        }
-        Ok(())
-    }
-
-    fn sig_of_func(&self, func_index: u32) -> Option<FuncSig> {
-        let ty = *self.func_types.get(func_index as usize)?;
-        self.types.get(ty as usize)?.clone()
-    }
-
-    fn export(&self, name: &str) -> Option<(ExternalKind, u32)> {
-        self.exports.iter().find(|(n, _, _)| n == name).map(|(_, k, i)| (*k, *i))
-    }
-
     /// Host imports must have the ABI's types; `app` imports are collected; nothing else.
     fn check_imports(&self) -> Result<Vec<String>, InspectError> {
         let mut app = Vec::new();
-        for (module, name, ty) in &self.imports {
+        for import in &self.imports {
+            let (module, name) = (&import.module, &import.name);
             let unknown = || InspectError::UnknownImport { module: module.clone(), name: name.clone() };
-            let found = ty.and_then(|t| self.types.get(t as usize).cloned().flatten()).ok_or_else(unknown)?;
+            let found =
+                import.func_type.and_then(|t| self.types.get(t as usize).cloned().flatten()).ok_or_else(unknown)?;
             match module.as_str() {
                 HOST_MODULE => {
                     let expected = host::lookup(name).ok_or_else(unknown)?;
@@ -231,7 +151,7 @@ impl Sections {
     /// The ABI exports with their exact types, and the user exports.
     fn check_exports(&self) -> Result<(Vec<Export>, bool), InspectError> {
         match self.export(exports::MEMORY) {
-            Some((ExternalKind::Memory, 0)) => {}
+            Some((ExportKind::Memory, 0)) => {}
             _ => return Err(InspectError::MissingExport { name: exports::MEMORY.into() }),
         }
         for (name, expected) in &exports::REQUIRED {
@@ -242,7 +162,7 @@ impl Sections {
         let user = self
             .exports
             .iter()
-            .filter(|(name, kind, _)| *kind == ExternalKind::Func && !name.starts_with(RESERVED_PREFIX));
+            .filter(|(name, kind, _)| *kind == ExportKind::Func && !name.starts_with(RESERVED_PREFIX));
         let user = user.map(|(name, _, index)| self.user_export(name, *index)).collect::<Result<_, _>>()?;
         Ok((user, has_dispose))
     }
@@ -250,11 +170,11 @@ impl Sections {
     /// `Some(())` if the ABI export `name` is there with type `expected`, `None` if absent.
     fn check_abi_export(&self, name: &str, expected: &FuncSig) -> Result<Option<()>, InspectError> {
         let Some((kind, index)) = self.export(name) else { return Ok(None) };
-        let found = (kind == ExternalKind::Func).then(|| self.sig_of_func(index)).flatten();
+        let found = (kind == ExportKind::Func).then(|| self.sig_of_func(index)).flatten();
         match found {
             Some(sig) if sig == *expected => Ok(Some(())),
             Some(sig) => Err(signature_error(name, expected, sig.to_string())),
-            None => Err(signature_error(name, expected, format!("a {kind:?} export, not a function").to_lowercase())),
+            None => Err(signature_error(name, expected, kind.describe().to_string())),
         }
     }
 
@@ -273,19 +193,4 @@ impl Sections {
 
 fn signature_error(name: &str, expected: &FuncSig, found: String) -> InspectError {
     InspectError::ExportSignature { name: name.to_string(), expected: expected.clone(), found }
-}
-
-/// `None` for types that cannot cross the boundary (references, v128).
-fn func_sig(params: &[wasmparser::ValType], results: &[wasmparser::ValType]) -> Option<FuncSig> {
-    let map = |t: &wasmparser::ValType| match t {
-        wasmparser::ValType::I32 => Some(ValType::I32),
-        wasmparser::ValType::I64 => Some(ValType::I64),
-        wasmparser::ValType::F32 => Some(ValType::F32),
-        wasmparser::ValType::F64 => Some(ValType::F64),
-        _ => None,
-    };
-    Some(FuncSig::owned(
-        params.iter().map(map).collect::<Option<_>>()?,
-        results.iter().map(map).collect::<Option<_>>()?,
-    ))
 }

@@ -27,6 +27,7 @@
 
 mod error;
 mod interface;
+mod sections;
 mod stream;
 
 pub use error::InspectError;

@@ -188,3 +188,78 @@ proptest! {
         prop_assert_eq!(inspector.finish(), inspect(&bytes));
     }
 }
+
+/// The section reader agrees with wasmparser's own parser on the export and import types
+/// of modules that use numbers, references, v128, several memories and imports.
+#[test]
+fn exports_and_imports_agree_with_wasmparsers_full_parser() {
+    let wat = r#"(module
+      (type $pair (func (param i32 i32) (result i64)))
+      (import "hotswap" "log" (func (param i32 i32 i32)))
+      (import "app" "tick" (func (param f64) (result f32)))
+      (memory (export "memory") 3 9)
+      (table 1 funcref)
+      (global (export "g") i32 (i32.const 0))
+      (func (export "hotswap_alloc") (param i32) (result i32) i32.const 0)
+      (func (export "hotswap_free") (param i32 i32))
+      (func (export "hotswap_state_save") (param i32) (result i64) i64.const 0)
+      (func (export "hotswap_state_load") (param i32 i32 i32) (result i32) i32.const 0)
+      (func (export "bytes") (type $pair) i64.const 0)
+      (func (export "mixed") (param i64 f32 f64 i32 i32 i32) (result f64) f64.const 0)
+      (func $internal (param v128 externref))
+      (@custom "hotswap.meta" "abi=1.0\nname=mix\nversion=1.0.0\nstate-schema=1\n"))"#;
+    let bytes = wasm(wat);
+    let ours = inspect(&bytes).unwrap();
+    let mut reference = Vec::new();
+    let mut types = Vec::new();
+    let mut funcs: Vec<u32> = Vec::new();
+    for payload in wasmparser::Parser::new(0).parse_all(&bytes) {
+        match payload.unwrap() {
+            wasmparser::Payload::TypeSection(r) => {
+                for t in r.into_iter_err_on_gc_types() {
+                    types.push(t.unwrap());
+                }
+            }
+            wasmparser::Payload::ImportSection(r) => {
+                for i in r.into_imports() {
+                    if let wasmparser::TypeRef::Func(t) = i.unwrap().ty {
+                        funcs.push(t);
+                    }
+                }
+            }
+            wasmparser::Payload::FunctionSection(r) => funcs.extend(r.into_iter().map(Result::unwrap)),
+            wasmparser::Payload::ExportSection(r) => {
+                for e in r {
+                    let e = e.unwrap();
+                    if e.kind == wasmparser::ExternalKind::Func && !e.name.starts_with("hotswap_") {
+                        let ty = &types[funcs[e.index as usize] as usize];
+                        reference.push((e.name.to_string(), format!("{:?} -> {:?}", ty.params(), ty.results())));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let ours_listed: Vec<(String, String)> = ours
+        .user_exports
+        .iter()
+        .map(|e| (e.name.clone(), format!("{:?} -> {:?}", e.sig.params, e.sig.results).to_uppercase()))
+        .collect();
+    let reference: Vec<(String, String)> = reference.into_iter().map(|(n, s)| (n, s.to_uppercase())).collect();
+    assert_eq!(ours_listed, reference);
+    assert_eq!(ours.app_imports, ["tick"]);
+    assert_eq!(ours.initial_pages, 3);
+}
+
+#[test]
+fn gc_types_and_non_function_imports_are_refused_with_their_codes() {
+    let gc = GUEST.replace("(memory", "(type (struct (field i32))) (memory");
+    let err = inspect(&wasm(&gc)).unwrap_err();
+    assert_eq!(err.code(), "COMPILE_FAILED");
+    assert!(err.to_string().contains("GC types"), "{err}");
+    let imported_memory = GUEST.replace("(memory (export \"memory\") 1)", "(import \"env\" \"memory\" (memory 1))");
+    assert_eq!(
+        inspect(&wasm(&imported_memory)).unwrap_err(),
+        InspectError::UnknownImport { module: "env".into(), name: "memory".into() }
+    );
+}

@@ -4,8 +4,9 @@
 use std::rc::Rc;
 
 use js_sys::{Function, Object, Promise, Reflect, Uint8Array};
+use std::future::Future;
+use std::pin::Pin;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::future_to_promise;
 
 use crate::digest::StreamingHash;
 use crate::error::LoaderError;
@@ -98,7 +99,7 @@ impl HotSwap {
         #[wasm_bindgen(unchecked_param_type = "LoadOptions")] options: Option<JsValue>,
     ) -> Promise {
         console_error_panic_hook::set_once();
-        future_to_promise(async move {
+        promise(async move {
             let source = ModuleSource::from_js(&source, "source")?;
             let options = LoadOptions::from_js(&options.unwrap_or(JsValue::UNDEFINED))?;
             let slot = Slot::load(source, options).await?;
@@ -121,7 +122,7 @@ impl HotSwap {
         #[wasm_bindgen(unchecked_param_type = "WatchOptions")] options: JsValue,
     ) -> Promise {
         console_error_panic_hook::set_once();
-        future_to_promise(async move {
+        promise(async move {
             let (watch, load) = watch::options::WatchConfig::from_js(&manifest_url, &options)?;
             let slot = Slot::new(load)?;
             let watcher = Watcher::start(slot.clone(), watch).await?;
@@ -134,7 +135,7 @@ impl HotSwap {
     #[wasm_bindgen(js_name = checkForUpdates, unchecked_return_type = "Promise<UpdateCheck>")]
     pub fn check_for_updates(&self) -> Promise {
         let watcher = self.watcher.clone();
-        future_to_promise(async move {
+        promise(async move {
             let watcher = watcher.ok_or(LoaderError::NotWatched {})?;
             Ok(watcher.check().await?.to_js())
         })
@@ -167,7 +168,7 @@ impl HotSwap {
     #[wasm_bindgen(unchecked_return_type = "Promise<VersionInfo>")]
     pub fn swap(&self, #[wasm_bindgen(unchecked_param_type = "ModuleSource")] source: JsValue) -> Promise {
         let slot = self.slot.clone();
-        future_to_promise(async move {
+        promise(async move {
             let source = ModuleSource::from_js(&source, "source")?;
             Ok(slot.swap(source).await?.to_js())
         })
@@ -181,7 +182,7 @@ impl HotSwap {
     ) -> Promise {
         let slot = self.slot.clone();
         let options = RollbackOptions::from_js(&options.unwrap_or(JsValue::UNDEFINED), "options");
-        future_to_promise(async move { Ok(slot.rollback(options?.allow_snapshot).await?.to_js()) })
+        promise(async move { Ok(slot.rollback(options?.allow_snapshot).await?.to_js()) })
     }
 
     /// The running version.
@@ -244,6 +245,13 @@ impl HotSwap {
         self.unwatch();
         self.slot.dispose()
     }
+}
+
+/// A Promise for `future`. Every async method goes through this one boxed future type, so
+/// the executor glue is compiled once rather than once per method.
+fn promise(future: impl Future<Output = Result<JsValue, JsValue>> + 'static) -> Promise {
+    let boxed: Pin<Box<dyn Future<Output = Result<JsValue, JsValue>>>> = Box::pin(future);
+    wasm_bindgen_futures::future_to_promise(boxed)
 }
 
 /// SHA-256 of `bytes` as 64 hex digits, computed by the loader's own streaming hasher in
