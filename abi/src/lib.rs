@@ -27,7 +27,7 @@ mod signature;
 pub use coded::__private;
 pub use coded::{Detail, IntoDetail};
 pub use metadata::{GuestMetadata, MetadataError, MAX_NAME_LEN};
-pub use rules::{check_abi, transfer_schema, AbiVersion, RuleError, LOADER_ABI};
+pub use rules::{check_abi, transfer_schema, AbiVersion, RuleError, BASE_ABI, LOADER_ABI};
 pub use signature::{FuncSig, ValType};
 
 /// Name of the custom section that carries a guest's [`GuestMetadata`].
@@ -70,6 +70,41 @@ pub mod exports {
 
     /// The exports without which a module is not a guest.
     pub const REQUIRED: [(&str, FuncSig); 4] = [ALLOC, FREE, STATE_SAVE, STATE_LOAD];
+}
+
+/// ABI 1.1, optional: **pre-copy transfer**, for guests whose state is large.
+///
+/// A guest that declares `precopy=1` in its metadata promises two things:
+/// - *its whole state lives in its exported memory between calls* (no mutable global but the
+///   stack pointer, which is back at its initial value when a call returns; no state in the
+///   host): the host may copy the memory into a fresh instance of the same module and get an
+///   equal guest. Rust guests built with the SDK keep this promise; runtimes that keep heap
+///   pointers in globals (AssemblyScript's) do not, and must not declare it;
+/// - *it can hand over what changed since a mark*, with the three exports below.
+///
+/// The loader then converts the state off the main thread — in a worker, on copies of the
+/// guests' memories — and, inside the synchronous pause, only asks for the changes since the
+/// copy was taken (usually none). `docs/ABI.md` has the exact sequence and its fallbacks.
+pub mod precopy {
+    use crate::signature::{FuncSig, ValType::*};
+
+    /// The metadata key that declares pre-copy support (`precopy=1`).
+    pub const METADATA_KEY: &str = "precopy";
+    /// `delta_mark()`: remember the state as it is now; cheap (the loader copies the memory
+    /// right after). Must not change anything else.
+    pub const DELTA_MARK: (&str, FuncSig) = ("hotswap_delta_mark", FuncSig::new(&[], &[]));
+    /// `delta_save(schema) -> packed(ptr, len)`: what changed since the mark, encoded for
+    /// `schema`'s `delta_load`; moves the mark to now. An empty buffer when nothing changed.
+    pub const DELTA_SAVE: (&str, FuncSig) = ("hotswap_delta_save", FuncSig::new(&[I32], &[I64]));
+    /// `delta_load(ptr, len, schema) -> status`: apply what `delta_save(schema)` produced, on
+    /// top of the state loaded (or copied) before; statuses as for `state_load`.
+    pub const DELTA_LOAD: (&str, FuncSig) = ("hotswap_delta_load", FuncSig::new(&[I32, I32, I32], &[I32]));
+    /// Optional `warm()`: run the code `delta_load` runs on scratch data, so that it is
+    /// compiled before the pause. Must not change the state.
+    pub const WARM: (&str, FuncSig) = ("hotswap_warm", FuncSig::new(&[], &[]));
+
+    /// The exports a guest declaring pre-copy must have.
+    pub const REQUIRED: [(&str, FuncSig); 3] = [DELTA_MARK, DELTA_SAVE, DELTA_LOAD];
 }
 
 /// Functions in the [`HOST_MODULE`] namespace: the only host services a guest may import.

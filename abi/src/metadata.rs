@@ -35,6 +35,8 @@ pub struct GuestMetadata {
     pub migrates_from: Vec<u32>,
     /// Other schemas `state_save` can write (down-migration, used for rollbacks and downgrades).
     pub migrates_to: Vec<u32>,
+    /// ABI 1.1: the guest supports pre-copy transfer (`precopy=1`, see [`crate::precopy`]).
+    pub precopy: bool,
 }
 
 /// Why a metadata section was refused.
@@ -83,20 +85,33 @@ impl GuestMetadata {
     pub fn parse(section: &[u8]) -> Result<Self, MetadataError> {
         let text = std::str::from_utf8(section).map_err(|_| MetadataError::NotUtf8)?;
         let fields = Fields::split(text)?;
-        Ok(Self {
+        let metadata = Self {
             abi: fields.parse("abi", "MAJOR.MINOR", |v| v.parse().ok())?,
             name: fields.parse("name", "1-64 chars of [a-z0-9_-]", valid_name)?,
             version: fields.parse("version", "a SemVer version", |v| v.parse().ok())?,
             state_schema: fields.parse("state-schema", "an integer", |v| v.parse().ok())?,
             migrates_from: fields.parse_or_default("migrates-from", parse_list)?,
             migrates_to: fields.parse_or_default("migrates-to", parse_list)?,
-        })
+            precopy: match fields.get(crate::precopy::METADATA_KEY) {
+                None => false,
+                Some(_) => fields.parse(crate::precopy::METADATA_KEY, "0 or 1", parse_flag)?,
+            },
+        };
+        if metadata.precopy && metadata.abi < crate::LOADER_ABI {
+            return Err(MetadataError::InvalidValue {
+                key: "abi",
+                value: metadata.abi.to_string(),
+                expected: "1.1 or later with precopy=1 (pre-copy is ABI 1.1)",
+            });
+        }
+        Ok(metadata)
     }
 
     /// The section text, in the form [`GuestMetadata::parse`] reads.
     pub fn encode(&self) -> String {
+        let precopy = if self.precopy { "precopy=1\n" } else { "" };
         format!(
-            "abi={}\nname={}\nversion={}\nstate-schema={}\nmigrates-from={}\nmigrates-to={}\n",
+            "abi={}\nname={}\nversion={}\nstate-schema={}\nmigrates-from={}\nmigrates-to={}\n{precopy}",
             self.abi,
             self.name,
             self.version,
@@ -169,6 +184,14 @@ fn valid_name(name: &str) -> Option<String> {
     ok.then(|| name.to_string())
 }
 
+fn parse_flag(value: &str) -> Option<bool> {
+    match value {
+        "0" => Some(false),
+        "1" => Some(true),
+        _ => None,
+    }
+}
+
 fn parse_list(value: &str) -> Option<Vec<u32>> {
     if value.is_empty() {
         return Some(Vec::new());
@@ -191,6 +214,24 @@ mod tests {
         let meta = GuestMetadata::parse(V2.as_bytes()).unwrap();
         assert_eq!(meta.encode(), V2);
         assert_eq!(GuestMetadata::parse(meta.encode().as_bytes()).unwrap(), meta);
+    }
+
+    #[test]
+    fn precopy_is_an_abi_1_1_flag() {
+        let v = GuestMetadata::parse(format!("{}precopy=1\n", V2.replace("abi=1.0", "abi=1.1")).as_bytes()).unwrap();
+        assert!(v.precopy);
+        assert_eq!(GuestMetadata::parse(v.encode().as_bytes()).unwrap(), v);
+        assert!(!GuestMetadata::parse(V2.as_bytes()).unwrap().precopy);
+        let too_old = format!("{V2}precopy=1\n");
+        assert!(matches!(
+            GuestMetadata::parse(too_old.as_bytes()),
+            Err(MetadataError::InvalidValue { key: "abi", .. })
+        ));
+        let bad = format!("{}precopy=yes\n", V2.replace("abi=1.0", "abi=1.1"));
+        assert!(matches!(
+            GuestMetadata::parse(bad.as_bytes()),
+            Err(MetadataError::InvalidValue { key: "precopy", .. })
+        ));
     }
 
     #[test]

@@ -12,8 +12,13 @@ pub struct AbiVersion {
     pub minor: u16,
 }
 
-/// The ABI version this crate (and so the loader built with it) implements.
-pub const LOADER_ABI: AbiVersion = AbiVersion { major: 1, minor: 0 };
+/// The ABI version this crate (and so the loader built with it) implements: 1.1 adds the
+/// optional pre-copy transfer (see [`crate::precopy`]).
+pub const LOADER_ABI: AbiVersion = AbiVersion { major: 1, minor: 1 };
+
+/// The ABI version a guest that does not use pre-copy declares, so that loaders
+/// implementing 1.0 accept it too.
+pub const BASE_ABI: AbiVersion = AbiVersion { major: 1, minor: 0 };
 
 impl fmt::Display for AbiVersion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -57,8 +62,6 @@ crate::coded_error! {
 
 /// A guest is loadable when its ABI major equals the loader's and its minor is not newer
 /// (a newer minor may rely on host functions this loader lacks).
-// While LOADER_ABI.minor is 0 clippy sees `<=` as `==`; it is `<=` by the rule above.
-#[allow(clippy::absurd_extreme_comparisons)]
 pub fn check_abi(guest: AbiVersion) -> Result<(), RuleError> {
     if guest.major == LOADER_ABI.major && guest.minor <= LOADER_ABI.minor {
         Ok(())
@@ -95,6 +98,7 @@ mod tests {
             state_schema: schema,
             migrates_from: from.to_vec(),
             migrates_to: to.to_vec(),
+            precopy: false,
         }
     }
 
@@ -122,9 +126,10 @@ mod tests {
     #[test]
     fn abi_major_must_match_and_minor_must_not_be_newer() {
         assert!(check_abi(AbiVersion { major: 1, minor: 0 }).is_ok());
-        assert!(check_abi(AbiVersion { major: 1, minor: 1 }).is_err());
+        assert!(check_abi(AbiVersion { major: 1, minor: 1 }).is_ok());
+        assert!(check_abi(AbiVersion { major: 1, minor: 2 }).is_err());
         let err = check_abi(AbiVersion { major: 2, minor: 0 }).unwrap_err();
-        assert_eq!(err.to_string(), "guest ABI 2.0 is not supported: expected 1.x with minor <= 0");
+        assert_eq!(err.to_string(), "guest ABI 2.0 is not supported: expected 1.x with minor <= 1");
     }
 
     #[test]

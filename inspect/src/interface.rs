@@ -4,8 +4,8 @@ use crate::error::InspectError;
 use crate::sections::{ExportKind, Sections};
 use crate::stream::Inspector;
 use hotswap_abi::{
-    check_abi, exports, host, transfer_schema, FuncSig, GuestMetadata, APP_MODULE, HOST_MODULE, MAX_USER_PARAMS,
-    MAX_USER_RESULTS, RESERVED_PREFIX,
+    check_abi, exports, host, precopy, transfer_schema, FuncSig, GuestMetadata, APP_MODULE, HOST_MODULE,
+    MAX_USER_PARAMS, MAX_USER_RESULTS, RESERVED_PREFIX,
 };
 
 /// One user export: a function callers reach through the loader's stable exports object.
@@ -26,10 +26,19 @@ pub struct ModuleInterface {
     pub user_exports: Vec<Export>,
     /// Does it export `hotswap_dispose`?
     pub has_dispose: bool,
+    /// ABI 1.1 pre-copy support, if the guest declares it (its exports are then checked).
+    pub precopy: Option<PrecopySupport>,
     /// Names of the `app` functions it imports.
     pub app_imports: Vec<String>,
     /// Initial memory, in 64 KiB pages.
     pub initial_pages: u64,
+}
+
+/// What a guest declaring pre-copy offers besides the required exports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PrecopySupport {
+    /// It exports `hotswap_warm`.
+    pub warm: bool,
 }
 
 /// Which `app.*` imports a module may have.
@@ -60,10 +69,12 @@ impl Inspector {
         check_abi(metadata.abi)?;
         let app_imports = sections.check_imports()?;
         let (user_exports, has_dispose) = sections.check_exports()?;
+        let precopy = metadata.precopy.then(|| sections.check_precopy()).transpose()?;
         Ok(ModuleInterface {
             metadata,
             user_exports,
             has_dispose,
+            precopy,
             app_imports,
             initial_pages: sections.memory_pages.unwrap_or(0),
         })
@@ -165,6 +176,15 @@ impl Sections {
             .filter(|(name, kind, _)| *kind == ExportKind::Func && !name.starts_with(RESERVED_PREFIX));
         let user = user.map(|(name, _, index)| self.user_export(name, *index)).collect::<Result<_, _>>()?;
         Ok((user, has_dispose))
+    }
+
+    /// The pre-copy exports of a guest that declares `precopy=1`: all required, exact types.
+    fn check_precopy(&self) -> Result<PrecopySupport, InspectError> {
+        for (name, expected) in &precopy::REQUIRED {
+            self.check_abi_export(name, expected)?
+                .ok_or_else(|| InspectError::MissingExport { name: name.to_string() })?;
+        }
+        Ok(PrecopySupport { warm: self.check_abi_export(precopy::WARM.0, &precopy::WARM.1)?.is_some() })
     }
 
     /// `Some(())` if the ABI export `name` is there with type `expected`, `None` if absent.

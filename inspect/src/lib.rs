@@ -31,7 +31,7 @@ mod sections;
 mod stream;
 
 pub use error::InspectError;
-pub use interface::{check_replacement, inspect, AppImports, Export, ModuleInterface, Policy};
+pub use interface::{check_replacement, inspect, AppImports, Export, ModuleInterface, Policy, PrecopySupport};
 pub use stream::Inspector;
 
 #[cfg(test)]

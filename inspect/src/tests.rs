@@ -263,3 +263,25 @@ fn gc_types_and_non_function_imports_are_refused_with_their_codes() {
         InspectError::UnknownImport { module: "env".into(), name: "memory".into() }
     );
 }
+
+#[test]
+fn a_guest_declaring_precopy_must_export_the_delta_functions_with_their_types() {
+    let precopy = GUEST.replace("abi=1.0\\n", "abi=1.1\\nprecopy=1\\n").replace(
+        "(func (export \"increment\")",
+        r#"(func (export "hotswap_delta_mark"))
+           (func (export "hotswap_delta_save") (param i32) (result i64) i64.const 0)
+           (func (export "hotswap_delta_load") (param i32 i32 i32) (result i32) i32.const 0)
+           (func (export "increment")"#,
+    );
+    let interface = inspect(&wasm(&precopy)).unwrap();
+    assert_eq!(interface.precopy, Some(PrecopySupport { warm: false }));
+    let missing = precopy.replace("(export \"hotswap_delta_load\")", "");
+    assert_eq!(
+        inspect(&wasm(&missing)).unwrap_err(),
+        InspectError::MissingExport { name: "hotswap_delta_load".into() }
+    );
+    let wrong =
+        precopy.replace("(func (export \"hotswap_delta_mark\"))", "(func (export \"hotswap_delta_mark\") (param i32))");
+    assert_eq!(inspect(&wasm(&wrong)).unwrap_err().code(), "EXPORT_SIGNATURE");
+    assert_eq!(inspect(&wasm(GUEST)).unwrap().precopy, None, "a 1.0 guest is transferred the v1 way");
+}

@@ -10,6 +10,12 @@
 //! The old guest's saved bytes double as the rollback snapshot. They are copied out only
 //! after the pause ([`Snapshot::settle`]): once the table is rebound nothing calls the old
 //! instance, so its memory is frozen, and until then a rollback reads them in place.
+//!
+//! With pre-copy (ABI 1.1, `precopy.rs`) the new guest already holds the state when the
+//! pause begins; the pause asks the old guest only for what changed since (`delta_save`).
+//! Nothing: it rebinds. Something: it declines ([`Attempt::NotQuiet`]) so the change can be
+//! converted off the main thread and the pause tried again — or, out of rounds, applies it.
+//! The replaced instance itself is then the snapshot ([`Snapshot::Frozen`]).
 
 use std::rc::Rc;
 
@@ -18,6 +24,7 @@ use js_sys::Uint8Array;
 use crate::error::LoaderError;
 use crate::events::Clock;
 use crate::instance::GuestInstance;
+use crate::probation::Standby;
 use crate::shim::{CallTable, PendingShims};
 
 /// A buffer reserved in the incoming guest before the pause.
@@ -42,23 +49,51 @@ impl SavedState {
     }
 }
 
+/// How the state reaches the new guest.
+#[derive(Debug)]
+pub(crate) enum Transfer {
+    /// ABI 1.0: saved, copied and loaded inside the pause, into room reserved before it.
+    Copy(Reservation),
+    /// ABI 1.1: converted before the pause; the pause takes only what changed since. When
+    /// `rounds_left` is 0 a change is applied inside the pause rather than declined.
+    Precopy {
+        /// Pauses that may still decline.
+        rounds_left: u32,
+    },
+}
+
 /// Everything a swap needs at the pause, prepared (asynchronously) before it.
 #[derive(Debug)]
 pub(crate) struct PreparedSwap {
     /// The version running now.
     pub running: Rc<GuestInstance>,
-    /// The new version, instantiated with its default state.
+    /// The new version: its default state (copy), or the state converted before (pre-copy).
     pub incoming: GuestInstance,
     /// The schema the state travels in.
     pub schema: u32,
-    /// Room for the state in `incoming`, its pages touched.
-    pub reservation: Reservation,
+    /// How the state travels.
+    pub transfer: Transfer,
     /// Shims for exports `incoming` adds.
     pub shims: PendingShims,
-    /// A fresh instance of the running version, for an automatic rollback.
-    pub standby: Option<GuestInstance>,
+    /// What a trap during probation rolls back to (none when probation is off).
+    pub standby: Option<Standby>,
     /// `limits.maxStateBytes`.
     pub max_state: u64,
+}
+
+/// What a pause did.
+#[derive(Debug)]
+pub(crate) enum Attempt {
+    /// The new version is bound.
+    Committed(Committed),
+    /// Pre-copy: the state changed since the conversion; nothing was rebound. `delta` is the
+    /// change (the old guest's mark has moved past it).
+    NotQuiet {
+        /// The swap, to prepare again with the change.
+        prepared: PreparedSwap,
+        /// What changed.
+        delta: Uint8Array,
+    },
 }
 
 /// A swap that took effect.
@@ -68,8 +103,8 @@ pub(crate) struct Committed {
     pub replaced: Rc<GuestInstance>,
     /// The version now bound.
     pub current: Rc<GuestInstance>,
-    /// The state `replaced` saved, still in its memory: the rollback snapshot.
-    pub saved: SavedState,
+    /// The replaced version's state at the commit: the rollback snapshot.
+    pub snapshot: Snapshot,
     /// The schema it travelled in.
     pub schema: u32,
     /// Timings.
@@ -77,27 +112,76 @@ pub(crate) struct Committed {
     /// The whole pause, in milliseconds.
     pub pause_ms: f64,
     /// The rollback standby, if probation is on.
-    pub standby: Option<GuestInstance>,
+    pub standby: Option<Standby>,
 }
 
-/// The pause: save the running guest's state, copy it into the incoming guest, let that
-/// load it, rebind every export. Synchronous by its signature, so no JS event can run in
-/// between; on error nothing was rebound and the running guest's state is unchanged.
-pub(crate) fn commit(prepared: PreparedSwap, table: &mut CallTable) -> Result<Committed, LoaderError> {
+/// The pause: bring the incoming guest's state up to date — save, copy, load (ABI 1.0), or
+/// only what changed since the pre-copy (ABI 1.1) — and rebind every export. Synchronous by
+/// its signature, so no JS event can run in between; on error nothing was rebound and the
+/// running guest's state is unchanged.
+pub(crate) fn commit(prepared: PreparedSwap, table: &mut CallTable) -> Result<Attempt, LoaderError> {
     let clock = Clock::start();
-    let PreparedSwap { running, incoming, schema, reservation, shims, standby, max_state } = prepared;
-    let (report, saved) = transfer(&running, &incoming, schema, Some(reservation), max_state)?;
+    let PreparedSwap { running, incoming, schema, transfer: how, shims, standby, max_state } = prepared;
+    let (report, snapshot) = match how {
+        Transfer::Copy(reservation) => {
+            let (report, saved) = transfer(&running, &incoming, schema, Some(reservation), max_state)?;
+            (report, Snapshot::InPlace { instance: running.clone(), saved })
+        }
+        Transfer::Precopy { rounds_left } => match catch_up(&running, &incoming, schema, max_state, rounds_left > 0)? {
+            CaughtUp::Yes(report) => (report, Snapshot::Frozen(running.clone())),
+            CaughtUp::No(delta) => {
+                let transfer = Transfer::Precopy { rounds_left: rounds_left - 1 };
+                let prepared = PreparedSwap { running, incoming, schema, transfer, shims, standby, max_state };
+                return Ok(Attempt::NotQuiet { prepared, delta });
+            }
+        },
+    };
     table.adopt(shims);
     table.bind(&incoming);
-    Ok(Committed {
+    Ok(Attempt::Committed(Committed {
         replaced: running,
         current: Rc::new(incoming),
-        saved,
+        snapshot,
         schema,
         report,
         pause_ms: clock.elapsed(),
         standby,
-    })
+    }))
+}
+
+enum CaughtUp {
+    Yes(TransferReport),
+    No(Uint8Array),
+}
+
+/// Pre-copy, inside the pause: what changed since the conversion. Nothing, or (when it may
+/// not decline) the change applied to the incoming guest: caught up. Otherwise the change.
+fn catch_up(
+    running: &GuestInstance,
+    incoming: &GuestInstance,
+    schema: u32,
+    max_state: u64,
+    may_decline: bool,
+) -> Result<CaughtUp, LoaderError> {
+    let clock = Clock::start();
+    let (ptr, len) = running.delta_save(schema)?;
+    let save_ms = clock.elapsed();
+    let delta = running.read(ptr, len).and_then(|bytes| check_state_size(len, max_state).map(|_| bytes));
+    let _ = running.free(ptr, len);
+    let delta = delta?;
+    if delta.is_empty() {
+        return Ok(CaughtUp::Yes(TransferReport { save_ms, ..TransferReport::default() }));
+    }
+    if may_decline {
+        return Ok(CaughtUp::No(Uint8Array::from(delta.as_slice())));
+    }
+    let before_load = clock.elapsed();
+    let at = incoming.write_new(&delta)?;
+    let loaded = incoming.delta_load(at, len, schema);
+    let _ = incoming.free(at, len);
+    loaded?;
+    let load_ms = clock.elapsed() - before_load;
+    Ok(CaughtUp::Yes(TransferReport { bytes: u64::from(len), save_ms, load_ms, copy_ms: 0.0 }))
 }
 
 /// The state of a replaced version as it was at the commit: what a rollback restores when
@@ -118,6 +202,9 @@ pub(crate) enum Snapshot {
         /// Their schema, one the replaced version loads.
         schema: u32,
     },
+    /// Pre-copy: the replaced instance itself, which nothing calls any more. Rolling back to
+    /// it is a rebind.
+    Frozen(Rc<GuestInstance>),
 }
 
 impl Snapshot {
@@ -244,11 +331,17 @@ pub(crate) fn load_snapshot(to: &GuestInstance, snapshot: &Snapshot) -> Result<T
             } else {
                 instance.compiled.interface.metadata.state_schema
             };
-            let (report, again) = transfer(instance, to, schema, None, u64::MAX)?;
-            again.release(instance);
-            Ok(report)
+            hand_over(instance, to, schema)
         }
+        Snapshot::Frozen(instance) => hand_over(instance, to, instance.compiled.interface.metadata.state_schema),
     }
+}
+
+/// A replaced instance hands its whole state to `to`, a fresh instance of the same version.
+fn hand_over(instance: &GuestInstance, to: &GuestInstance, schema: u32) -> Result<TransferReport, LoaderError> {
+    let (report, again) = transfer(instance, to, schema, None, u64::MAX)?;
+    again.release(instance);
+    Ok(report)
 }
 
 fn check_state_size(len: u32, max_state: u64) -> Result<(), LoaderError> {

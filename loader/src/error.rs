@@ -159,6 +159,22 @@ hotswap_abi::coded_error! {
                 /// Why.
                 reason: String,
             },
+            /// Pre-copy (ABI 1.1) failed in the worker for a reason other than a trap or a
+            /// refused state: the module could not be instantiated there, or returned a bad
+            /// buffer.
+            #[error("pre-copy failed in {phase}: {message}")]
+            PrecopyFailed "PRECOPY_FAILED" {
+                /// Where.
+                phase as "phase": String,
+                /// What happened.
+                message: String,
+            },
+            /// The operation was aborted through its `signal`.
+            #[error("aborted: {reason}")]
+            Aborted "ABORTED" {
+                /// The abort reason, as text.
+                reason: String,
+            },
             /// The browser refused something the loader relies on (a bug, or a very old browser).
             #[error("internal error: {what}")]
             Internal "INTERNAL" {

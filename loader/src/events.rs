@@ -54,6 +54,17 @@ js_enum! {
     }
 }
 
+js_enum! {
+    /// How the state reached the new version.
+    pub(crate) enum TransferKind as "TransferKind" {
+        /// Saved, copied and loaded inside the pause (ABI 1.0).
+        Copy = "copy",
+        /// Converted off the main thread before the pause, which took only what changed since
+        /// (ABI 1.1 pre-copy).
+        Precopy = "precopy",
+    }
+}
+
 js_union! {
     /// Every event of a slot loaded with `HotSwap.load`, from the first fetch on.
     pub(crate) enum Event as "HotSwapLoaderEvent" {
@@ -88,6 +99,18 @@ js_union! {
             /// Milliseconds.
             duration_ms: f64 as "durationMs",
         },
+        /// Pre-copy (ABI 1.1): the state was converted off the main thread, and the pause
+        /// found the new version caught up.
+        Precopy "precopy" {
+            /// The new version.
+            version: String as "version",
+            /// From the start of the conversion to the pause, in milliseconds.
+            duration_ms: f64 as "durationMs",
+            /// How many times the state changed meanwhile and was converted again.
+            rounds: u32 as "rounds",
+            /// The size of the memory copies that crossed to the worker and back.
+            image_bytes: u64 as "imageBytes",
+        },
         /// A new version took over: state transferred, exports rebound, in one synchronous pause.
         Commit "commit" {
             /// The new version.
@@ -96,15 +119,17 @@ js_union! {
             duration_ms: f64 as "durationMs",
             /// The version replaced.
             from_version: String as "fromVersion",
-            /// State bytes transferred.
+            /// How the state travelled.
+            transfer: TransferKind as "transfer",
+            /// State bytes transferred inside the pause (with pre-copy: what changed since).
             bytes: u64 as "bytes",
             /// Schema the state travelled in.
             schema: u32 as "schema",
-            /// The old guest's own `state_save` time inside the pause.
+            /// The old guest's own `state_save` (pre-copy: `delta_save`) time inside the pause.
             guest_save_ms: f64 as "guestSaveMs",
             /// Copying the state between memories inside the pause.
             state_copy_ms: f64 as "stateCopyMs",
-            /// The new guest's own `state_load` time inside the pause.
+            /// The new guest's own `state_load` (pre-copy: `delta_load`) time inside the pause.
             guest_load_ms: f64 as "guestLoadMs",
         },
         /// The previous version took over again.

@@ -45,8 +45,30 @@ pub(crate) struct GuestInstance {
     save: Function,
     load: Function,
     dispose: Option<Function>,
+    precopy: Option<PrecopyExports>,
     host: Rc<RefCell<HostState>>,
     _imports: HostImports,
+}
+
+/// The ABI 1.1 pre-copy exports of a guest that declares them.
+#[derive(Debug)]
+struct PrecopyExports {
+    mark: Function,
+    save: Function,
+    load: Function,
+    warm: Option<Function>,
+}
+
+impl PrecopyExports {
+    fn of(exports: &Object, warm: bool) -> Result<Self, LoaderError> {
+        use hotswap_abi::precopy::{DELTA_LOAD, DELTA_MARK, DELTA_SAVE, WARM};
+        Ok(Self {
+            mark: get(exports, DELTA_MARK.0)?.unchecked_into(),
+            save: get(exports, DELTA_SAVE.0)?.unchecked_into(),
+            load: get(exports, DELTA_LOAD.0)?.unchecked_into(),
+            warm: warm.then(|| get(exports, WARM.0)).transpose()?.map(JsCast::unchecked_into),
+        })
+    }
 }
 
 /// An instantiation under way: started eagerly so it can overlap a download.
@@ -114,6 +136,7 @@ impl PendingInstance {
                 .then(|| get(&exports, exports::DISPOSE.0))
                 .transpose()?
                 .map(JsCast::unchecked_into),
+            precopy: compiled.interface.precopy.map(|p| PrecopyExports::of(&exports, p.warm)).transpose()?,
             compiled,
             instance,
             memory,
@@ -152,19 +175,62 @@ impl GuestInstance {
 
     /// `hotswap_state_save(schema)`: the state's location, bounds-checked.
     pub(crate) fn save(&self, schema: u32) -> Result<(u32, u32), LoaderError> {
-        let packed = self.call(&self.save, "save", &[schema.into()])?;
-        let (ptr, len) = unpack(u64::try_from(packed).map_err(|_| LoaderError::GuestTrap {
-            phase: "save".into(),
-            message: "state_save did not return an i64".into(),
-            rolled_back: false,
-        })?);
-        self.check_bounds("save", ptr, len)?;
-        Ok((ptr, len))
+        self.buffer_call(&self.save, "save", schema)
     }
 
     /// `hotswap_state_load(ptr, len, schema)`.
     pub(crate) fn load(&self, ptr: u32, len: u32, schema: u32) -> Result<(), LoaderError> {
-        let code = self.call(&self.load, "load", &[ptr.into(), len.into(), schema.into()])?;
+        self.status_call(&self.load, "load", ptr, len, schema)
+    }
+
+    /// Does it support pre-copy (ABI 1.1)?
+    pub(crate) fn has_precopy(&self) -> bool {
+        self.precopy.is_some()
+    }
+
+    fn precopy_exports(&self) -> Result<&PrecopyExports, LoaderError> {
+        self.precopy.as_ref().ok_or_else(|| LoaderError::Internal { what: "pre-copy on a guest without it".into() })
+    }
+
+    /// `hotswap_delta_mark()`.
+    pub(crate) fn delta_mark(&self) -> Result<(), LoaderError> {
+        self.call(&self.precopy_exports()?.mark, "delta mark", &[]).map(drop)
+    }
+
+    /// `hotswap_delta_save(schema)`: the changes since the mark, bounds-checked.
+    pub(crate) fn delta_save(&self, schema: u32) -> Result<(u32, u32), LoaderError> {
+        self.buffer_call(&self.precopy_exports()?.save, "delta save", schema)
+    }
+
+    /// `hotswap_delta_load(ptr, len, schema)`.
+    pub(crate) fn delta_load(&self, ptr: u32, len: u32, schema: u32) -> Result<(), LoaderError> {
+        self.status_call(&self.precopy_exports()?.load, "delta load", ptr, len, schema)
+    }
+
+    /// `hotswap_warm()`, if exported.
+    pub(crate) fn warm(&self) -> Result<(), LoaderError> {
+        match self.precopy.as_ref().and_then(|p| p.warm.as_ref()) {
+            Some(warm) => self.call(warm, "warm", &[]).map(drop),
+            None => Ok(()),
+        }
+    }
+
+    /// A `(schema) -> packed(ptr, len)` ABI function: the buffer's location, bounds-checked.
+    fn buffer_call(&self, f: &Function, phase: &str, schema: u32) -> Result<(u32, u32), LoaderError> {
+        let packed = self.call(f, phase, &[schema.into()])?;
+        let not_i64 = || LoaderError::GuestTrap {
+            phase: phase.into(),
+            message: "did not return an i64".into(),
+            rolled_back: false,
+        };
+        let (ptr, len) = unpack(u64::try_from(packed).map_err(|_| not_i64())?);
+        self.check_bounds(phase, ptr, len)?;
+        Ok((ptr, len))
+    }
+
+    /// A `(ptr, len, schema) -> status` ABI function.
+    fn status_call(&self, f: &Function, phase: &str, ptr: u32, len: u32, schema: u32) -> Result<(), LoaderError> {
+        let code = self.call(f, phase, &[ptr.into(), len.into(), schema.into()])?;
         match code.as_f64().map(|c| c as i32) {
             Some(status::OK) => Ok(()),
             other => Err(LoaderError::StateLoadRejected {
@@ -172,6 +238,11 @@ impl GuestInstance {
                 detail: self.host.borrow_mut().last_error.take(),
             }),
         }
+    }
+
+    /// The guest's memory, to copy whole (pre-copy).
+    pub(crate) fn memory(&self) -> &WebAssembly::Memory {
+        &self.memory
     }
 
     /// `hotswap_dispose()`, if exported. Called once this version is no longer bound.

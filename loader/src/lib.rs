@@ -15,8 +15,8 @@
 //!
 //! The pipeline, one module per stage, each depending only on the stages before it and on
 //! the shared types: [`fetch`] (stage 1: stream, tee, compile, hash, inspect) →
-//! [`validate`] (2) → [`instance`] (3) → [`commit`] (4: the synchronous pause) →
-//! [`rollback`] (5). [`shim`] is the stable exports object, [`probation`] the first calls
+//! [`validate`] (2) → [`instance`] (3) → [`precopy`] (4a: ABI 1.1, the state converted off
+//! the main thread) → [`commit`] (4: the synchronous pause) → [`rollback`] (5). [`shim`] is the stable exports object, [`probation`] the first calls
 //! of a new version, [`slot`] the orchestration and [`api`] the JS facade. With the `watch`
 //! feature, [`watch`] adds a signed registry in front (trust → policy → watcher). Shared
 //! types: [`error`], [`js`] (the JS boundary and its TypeScript), [`events`], [`digest`],
@@ -41,6 +41,7 @@ mod version;
 mod commit;
 mod fetch;
 mod instance;
+mod precopy;
 mod probation;
 mod rollback;
 mod shim;
@@ -55,6 +56,6 @@ mod watch;
 pub use api::{sha256, HotSwap};
 pub use digest::Digest;
 pub use error::LoaderError;
-pub use options::{Limits, LoadOptions, ModuleSource, Origin};
+pub use options::{Limits, LoadOptions, ModuleSource, Origin, SwapOptions};
 pub use slot::{CallFailure, Slot};
 pub use version::VersionInfo;

@@ -152,6 +152,47 @@ js_input! {
     }
 }
 
+/// A signal that aborts an operation.
+#[derive(Clone, Debug)]
+pub(crate) struct Signal(pub web_sys::AbortSignal);
+
+impl JsType for Signal {
+    const TS: &'static str = "AbortSignal";
+}
+
+impl FromJs for Signal {
+    fn from_js(value: &JsValue, path: &str) -> Result<Self, LoaderError> {
+        value.dyn_ref::<web_sys::AbortSignal>().map(|s| Self(s.clone())).ok_or_else(|| invalid(path, "an AbortSignal"))
+    }
+}
+
+js_input! {
+    /// `swap()` options.
+    pub struct SwapOptions as "SwapOptions" {
+        /// Aborts the swap while it prepares (before its pause): it then rejects with
+        /// `ABORTED` and the running version goes on, its state untouched.
+        signal: Option<Signal> as "signal",
+    }
+}
+
+impl SwapOptions {
+    /// An error if the swap was aborted.
+    pub(crate) fn check(&self) -> Result<(), LoaderError> {
+        match &self.signal {
+            Some(Signal(signal)) if signal.aborted() => {
+                Err(LoaderError::Aborted { reason: crate::error::js_message(&signal.reason()) })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// With an abort signal.
+    pub fn signal(mut self, signal: web_sys::AbortSignal) -> Self {
+        self.signal = Some(Signal(signal));
+        self
+    }
+}
+
 impl LoadOptions {
     /// Read the options object (`undefined` gives the defaults).
     pub fn from_js(value: &JsValue) -> Result<Self, LoaderError> {

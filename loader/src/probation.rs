@@ -1,5 +1,6 @@
 //! Probation: a new version's first calls. A trap among them rolls back, synchronously, to
-//! a fresh instance of the previous version prepared before the commit (the standby).
+//! a fresh instance of the previous version prepared before the commit (the standby), or —
+//! after a pre-copy swap — to the replaced instance itself, kept as the snapshot.
 //!
 //! The rule "calls go through the guard exactly while a probation is under way" lives
 //! here: [`Probation`] owns the shims' guard flag and sets it on every change.
@@ -17,7 +18,17 @@ pub(crate) struct Probation {
 #[derive(Debug)]
 struct UnderWay {
     calls_left: u32,
-    standby: GuestInstance,
+    standby: Standby,
+}
+
+/// What a trap during probation rolls back to.
+#[derive(Debug)]
+pub(crate) enum Standby {
+    /// A fresh instance of the previous version: the state is carried back to it, or the
+    /// snapshot loaded into it.
+    Fresh(GuestInstance),
+    /// The previous version's snapshot instance (pre-copy): rebound as it is.
+    Snapshot,
 }
 
 /// What counting a call decided.
@@ -38,13 +49,13 @@ impl Probation {
 
     /// Put the version just committed on probation for `calls` calls, with `standby` (a
     /// fresh instance of the previous version) to roll back to.
-    pub(crate) fn begin(&mut self, calls: u32, standby: GuestInstance) {
+    pub(crate) fn begin(&mut self, calls: u32, standby: Standby) {
         self.under_way = (calls > 0).then_some(UnderWay { calls_left: calls, standby });
         self.flag.set(self.under_way.is_some());
     }
 
     /// End the probation (rolled back, or replaced); the standby, if there was one.
-    pub(crate) fn end(&mut self) -> Option<GuestInstance> {
+    pub(crate) fn end(&mut self) -> Option<Standby> {
         self.flag.set(false);
         self.under_way.take().map(|u| u.standby)
     }

@@ -37,40 +37,40 @@ pub(crate) struct Restored {
 }
 
 /// Bind `target`, an instance of the previous version, with the state of `running`, or
-/// (when `running` cannot hand it back and `allow_snapshot`) the snapshot. Synchronous; on
-/// error nothing was rebound.
+/// (when `running` cannot hand it back and `allow_snapshot`) the snapshot — which, after a
+/// pre-copy swap, is the replaced instance itself, bound in `target`'s place (`target` may be
+/// that instance). Synchronous; on error nothing was rebound.
 pub(crate) fn restore(
     running: &GuestInstance,
-    target: GuestInstance,
+    target: Rc<GuestInstance>,
     snapshot: Option<&Snapshot>,
     allow_snapshot: bool,
     table: &CallTable,
     max_state: u64,
 ) -> Result<Restored, LoaderError> {
     let clock = Clock::start();
-    let (source, report) = carry_back(running, &target, snapshot, allow_snapshot, max_state)?;
-    table.bind(&target);
-    Ok(Restored { current: Rc::new(target), source, report, pause_ms: clock.elapsed() })
+    let carried = carry(running, &target, max_state);
+    let (current, source, report) = match (carried, snapshot) {
+        (Ok(report), _) => (target, StateSource::Carried, report),
+        (Err(_), Some(Snapshot::Frozen(frozen))) if allow_snapshot => {
+            (frozen.clone(), StateSource::Snapshot, TransferReport::default())
+        }
+        (Err(_), Some(snapshot)) if allow_snapshot => {
+            let report = commit::load_snapshot(&target, snapshot)?;
+            (target, StateSource::Snapshot, report)
+        }
+        (Err(e), _) => return Err(e),
+    };
+    table.bind(&current);
+    Ok(Restored { current, source, report, pause_ms: clock.elapsed() })
 }
 
-/// Move the state from the version being left to the previous one: down-migrated by the
-/// newer guest if the two share a schema path, else (if allowed) the snapshot.
-fn carry_back(
-    from: &GuestInstance,
-    to: &GuestInstance,
-    snapshot: Option<&Snapshot>,
-    allow_snapshot: bool,
-    max_state: u64,
-) -> Result<(StateSource, TransferReport), LoaderError> {
-    let carried = transfer_schema(&from.compiled.interface.metadata, &to.compiled.interface.metadata)
-        .map_err(LoaderError::from_rule)
-        .and_then(|schema| commit::transfer(from, to, schema, None, max_state));
-    match (carried, snapshot) {
-        (Ok((report, saved)), _) => {
-            saved.release(from);
-            Ok((StateSource::Carried, report))
-        }
-        (Err(_), Some(snapshot)) if allow_snapshot => Ok((StateSource::Snapshot, commit::load_snapshot(to, snapshot)?)),
-        (Err(e), _) => Err(e),
-    }
+/// Move the state from the version being left to the previous one, down-migrated by the
+/// newer guest if the two share a schema path.
+fn carry(from: &GuestInstance, to: &GuestInstance, max_state: u64) -> Result<TransferReport, LoaderError> {
+    let schema = transfer_schema(&from.compiled.interface.metadata, &to.compiled.interface.metadata)
+        .map_err(LoaderError::from_rule)?;
+    let (report, saved) = commit::transfer(from, to, schema, None, max_state)?;
+    saved.release(from);
+    Ok(report)
 }

@@ -8,8 +8,10 @@
 use hotswap_guest::{export, guest, GuestState, StateError};
 
 #[cfg(not(feature = "v2"))]
-#[cfg_attr(not(faulty), guest(name = "counter", version = "1.0.0", schema = 1))]
-#[cfg_attr(faulty, guest(name = "counter", version = "1.0.1", schema = 1))]
+#[cfg_attr(all(not(faulty), not(feature = "precopy")), guest(name = "counter", version = "1.0.0", schema = 1))]
+#[cfg_attr(all(faulty, not(feature = "precopy")), guest(name = "counter", version = "1.0.1", schema = 1))]
+#[cfg_attr(all(not(faulty), feature = "precopy"), guest(name = "counter", version = "1.0.0", schema = 1, precopy))]
+#[cfg_attr(all(faulty, feature = "precopy"), guest(name = "counter", version = "1.0.1", schema = 1, precopy))]
 #[derive(Default)]
 pub struct Counter {
     count: i64,
@@ -17,7 +19,14 @@ pub struct Counter {
 }
 
 #[cfg(feature = "v2")]
-#[guest(name = "counter", version = "2.0.0", schema = 2, migrates_from = [1], migrates_to = [1])]
+#[cfg_attr(
+    not(feature = "precopy"),
+    guest(name = "counter", version = "2.0.0", schema = 2, migrates_from = [1], migrates_to = [1])
+)]
+#[cfg_attr(
+    feature = "precopy",
+    guest(name = "counter", version = "2.0.0", schema = 2, migrates_from = [1], migrates_to = [1], precopy)
+)]
 pub struct Counter {
     count: i64,
     step: i64,
@@ -85,6 +94,47 @@ impl GuestState for Counter {
             other => Err(StateError::UnsupportedSchema(other)),
         }
     }
+}
+
+/// The schema this version saves.
+#[cfg(feature = "precopy")]
+const SCHEMA: u32 = if cfg!(feature = "v2") { 2 } else { 1 };
+
+/// Pre-copy (ABI 1.1): the state is small, so "what changed since the mark" is the whole
+/// state when anything changed, and nothing otherwise.
+#[cfg(feature = "precopy")]
+impl hotswap_guest::Precopy for Counter {
+    fn mark(&mut self) {
+        MARKED.with(|m| *m.borrow_mut() = self.save(SCHEMA).ok());
+    }
+
+    fn delta(&mut self, schema: u32) -> Result<Vec<u8>, StateError> {
+        let now = self.save(SCHEMA)?;
+        if MARKED.with(|m| m.borrow().as_ref() == Some(&now)) {
+            return Ok(Vec::new());
+        }
+        MARKED.with(|m| *m.borrow_mut() = Some(now));
+        self.save(schema)
+    }
+
+    fn apply(&mut self, delta: &[u8], schema: u32) -> Result<(), StateError> {
+        #[cfg(feature = "fault-delta-rejects")]
+        return Err(StateError::malformed(format!(
+            "fault-delta-rejects: refuses a {}-byte delta in schema {schema}",
+            delta.len()
+        )));
+        #[allow(unreachable_code)]
+        if !delta.is_empty() {
+            *self = Self::load(delta, schema)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(feature = "precopy")]
+thread_local! {
+    /// The state as it was at the last mark (pre-copy).
+    static MARKED: std::cell::RefCell<Option<Vec<u8>>> = const { std::cell::RefCell::new(None) };
 }
 
 impl Counter {

@@ -11,25 +11,27 @@
 //! State schema 2 (2.0.0+): `b"ED2"`, the actor, the author name (u16 LE length + UTF-8),
 //! the document.
 use automerge::transaction::{CommitOptions, Transactable};
-use automerge::{ActorId, AutoCommit, LoadOptions, ObjId as ExId, ObjType, ReadDoc, TextEncoding, ROOT};
-use hotswap_guest::{export, guest, now_ms, GuestState, StateError};
+use automerge::{ActorId, AutoCommit, ChangeHash, LoadOptions, ObjId as ExId, ObjType, ReadDoc, TextEncoding, ROOT};
+use hotswap_guest::{export, guest, now_ms, GuestState, Precopy, StateError};
 use serde::{Deserialize, Serialize};
 
-#[cfg_attr(not(feature = "v1_1"), guest(name = "editor", version = "1.0.0", schema = 1))]
-#[cfg_attr(all(feature = "v1_1", not(feature = "v2")), guest(name = "editor", version = "1.1.0", schema = 1))]
+#[cfg_attr(not(feature = "v1_1"), guest(name = "editor", version = "1.0.0", schema = 1, precopy))]
+#[cfg_attr(all(feature = "v1_1", not(feature = "v2")), guest(name = "editor", version = "1.1.0", schema = 1, precopy))]
 #[cfg_attr(
     all(feature = "v2", not(feature = "fault-traps-on-edit")),
-    guest(name = "editor", version = "2.0.0", schema = 2, migrates_from = [1], migrates_to = [1])
+    guest(name = "editor", version = "2.0.0", schema = 2, migrates_from = [1], migrates_to = [1], precopy)
 )]
 #[cfg_attr(
     feature = "fault-traps-on-edit",
-    guest(name = "editor", version = "2.1.0", schema = 2, migrates_from = [1], migrates_to = [1])
+    guest(name = "editor", version = "2.1.0", schema = 2, migrates_from = [1], migrates_to = [1], precopy)
 )]
 pub struct Editor {
     doc: AutoCommit,
     /// The local author's display name (schema 2).
     #[cfg(feature = "v2")]
     author: String,
+    /// Pre-copy: the document's heads (and the author name) at the last mark.
+    marked: (Vec<ChangeHash>, String),
 }
 
 /// Text positions are UTF-16 code units, as in a browser's `selectionStart`.
@@ -61,7 +63,16 @@ impl Editor {
             doc,
             #[cfg(feature = "v2")]
             author: String::new(),
+            marked: Default::default(),
         }
+    }
+
+    /// The author name (schema 2); none before 2.0.0.
+    fn author(&self) -> &str {
+        #[cfg(feature = "v2")]
+        return &self.author;
+        #[cfg(not(feature = "v2"))]
+        ""
     }
 
     fn object(&self, key: &str) -> Result<ExId, String> {
@@ -134,10 +145,72 @@ impl GuestState for Editor {
                 let (name, doc) = field(rest, 2)?;
                 let author =
                     String::from_utf8(name.to_vec()).map_err(|_| StateError::malformed("author is not UTF-8"))?;
-                Ok(Self { doc: load_doc(actor, doc)?, author })
+                Ok(Self { author, ..Self::with_doc(load_doc(actor, doc)?) })
             }
             other => Err(StateError::UnsupportedSchema(other)),
         }
+    }
+}
+
+/// Pre-copy (ABI 1.1). Loading a long document takes automerge far longer than a frame, and
+/// cannot be split; the loader does it off the main thread, on a copy of this guest's memory,
+/// and in the pause asks only for the changes made since the copy: automerge's changes after
+/// the heads at the mark — usually none — plus, in schema 2, the author name.
+impl Precopy for Editor {
+    fn mark(&mut self) {
+        self.marked = (self.doc.get_heads(), self.author().to_string());
+    }
+
+    fn delta(&mut self, schema: u32) -> Result<Vec<u8>, StateError> {
+        let changes = self.doc.save_after(&self.marked.0);
+        if changes.is_empty() && self.marked.1 == self.author() {
+            return Ok(Vec::new());
+        }
+        self.mark();
+        let mut out = Vec::with_capacity(changes.len() + 64);
+        match schema {
+            1 => {}
+            #[cfg(feature = "v2")]
+            2 => {
+                out.extend_from_slice(b"ED2");
+                out.extend_from_slice(&(self.author.len() as u16).to_le_bytes());
+                out.extend_from_slice(self.author.as_bytes());
+            }
+            other => return Err(StateError::UnsupportedSchema(other)),
+        }
+        out.extend_from_slice(&changes);
+        Ok(out)
+    }
+
+    fn apply(&mut self, delta: &[u8], schema: u32) -> Result<(), StateError> {
+        if delta.is_empty() {
+            return Ok(());
+        }
+        let changes = match schema {
+            1 => delta,
+            #[cfg(feature = "v2")]
+            2 => {
+                let rest = delta.strip_prefix(b"ED2").ok_or_else(|| StateError::malformed("missing ED2 tag"))?;
+                let (name, changes) = field(rest, 2)?;
+                self.author =
+                    String::from_utf8(name.to_vec()).map_err(|_| StateError::malformed("author is not UTF-8"))?;
+                changes
+            }
+            other => return Err(StateError::UnsupportedSchema(other)),
+        };
+        self.doc.load_incremental(changes).map_err(|e| StateError::malformed(e.to_string()))?;
+        Ok(())
+    }
+
+    fn warm() {
+        // The code a delta takes: a change made, saved after some heads, applied elsewhere.
+        let mut a = initial_doc();
+        let mut b = a.fork();
+        let heads = a.get_heads();
+        if let Ok(Some((_, text))) = a.get(ROOT, "text") {
+            let _ = a.splice_text(&text, 0, 0, "warm");
+        }
+        let _ = b.load_incremental(&a.save_after(&heads));
     }
 }
 

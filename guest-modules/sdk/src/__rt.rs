@@ -7,7 +7,7 @@ use std::sync::Once;
 
 pub use hotswap_abi::status;
 
-use crate::{log, GuestState, LogLevel};
+use crate::{log, GuestState, LogLevel, Precopy};
 
 /// Implemented by `#[guest]` for the state type: where its single instance lives.
 pub trait Guest: GuestState {
@@ -150,6 +150,44 @@ pub unsafe fn state_load<S: Guest>(ptr: u32, len: u32, schema: u32) -> i32 {
             e.status()
         }
     }
+}
+
+/// `hotswap_delta_mark`.
+pub fn delta_mark<S: Guest + Precopy>() {
+    init();
+    S::cell().with(Precopy::mark);
+}
+
+/// `hotswap_delta_save`.
+pub fn delta_save<S: Guest + Precopy>(schema: u32) -> u64 {
+    init();
+    match S::cell().with(|state| state.delta(schema)) {
+        Ok(bytes) => leak(bytes),
+        Err(e) => fatal(&format!("delta_save({schema}) failed: {e}")),
+    }
+}
+
+/// `hotswap_delta_load`.
+///
+/// # Safety
+/// As for [`input`].
+pub unsafe fn delta_load<S: Guest + Precopy>(ptr: u32, len: u32, schema: u32) -> i32 {
+    init();
+    // SAFETY: forwarded from the caller.
+    let bytes = unsafe { input(ptr, len) };
+    match S::cell().with(|state| state.apply(bytes, schema)) {
+        Ok(()) => status::OK,
+        Err(e) => {
+            log(LogLevel::Error, &format!("delta_load(schema {schema}) failed: {e}"));
+            e.status()
+        }
+    }
+}
+
+/// `hotswap_warm`.
+pub fn warm<S: Precopy>() {
+    init();
+    S::warm();
 }
 
 /// Decoding of a bytes export's input.

@@ -49,4 +49,4 @@ pub mod __rt;
 
 pub use host::{log, now_ms, random_fill, LogLevel};
 pub use hotswap_guest_macros::{export, guest};
-pub use state::{GuestState, StateError};
+pub use state::{GuestState, Precopy, StateError};

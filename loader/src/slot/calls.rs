@@ -13,7 +13,7 @@ use super::{CallFailure, Slot};
 use crate::error::{is_trap, LoaderError};
 use crate::events::{Event, RollbackReason};
 use crate::instance::GuestInstance;
-use crate::probation::Counted;
+use crate::probation::{Counted, Standby};
 
 impl Slot {
     /// Call table entry `slot_index`: the guard's path (probation, or an export the running
@@ -54,14 +54,17 @@ impl Slot {
             return LoaderError::Reentrant {};
         };
         let standby = self.state.try_borrow_mut().ok().and_then(|mut s| s.probation.end());
-        let rolled_back = match standby {
-            Some(standby) => match self.restore_previous(standby, RollbackReason::Trap, true) {
-                Ok(_) => true,
-                Err(e) => {
-                    self.emit_error(&e);
-                    false
-                }
-            },
+        let restored = match standby {
+            Some(Standby::Fresh(standby)) => Some(self.restore_previous(Rc::new(standby), RollbackReason::Trap, true)),
+            Some(Standby::Snapshot) => Some(self.restore_snapshot_instance(RollbackReason::Trap)),
+            None => None,
+        };
+        let rolled_back = match restored {
+            Some(Ok(_)) => true,
+            Some(Err(e)) => {
+                self.emit_error(&e);
+                false
+            }
             None => false,
         };
         let error = LoaderError::GuestTrap { phase, message, rolled_back };

@@ -1,10 +1,12 @@
 //! A slot: one guest, its stable exports object, the previous version kept for rollback, and
-//! the operations on them. This file orchestrates the pipeline — fetch → validate →
-//! instantiate → commit, and rollback — whose stages live in their own files; [`calls`] is
-//! the path of a call into the guest (the guard, traps during probation, bytes helpers).
-//! Plain Rust; `api.rs` is the JS facade over it.
+//! the operations on them. The slot orchestrates the pipeline, whose stages live in their own
+//! files: loading here, [`swap`] (fetch → validate → instantiate → pre-copy or reserve →
+//! commit), [`back`] (rollback), and [`calls`], the path of a call into the guest (the guard,
+//! traps during probation, bytes helpers). Plain Rust; `api.rs` is the JS facade over it.
 
+mod back;
 mod calls;
+mod swap;
 
 use std::cell::{OnceCell, RefCell};
 use std::rc::{Rc, Weak};
@@ -12,18 +14,19 @@ use std::rc::{Rc, Weak};
 use js_sys::{Function, Object};
 use wasm_bindgen::JsValue;
 
-use crate::commit::{self, Committed, PreparedSwap, Snapshot};
+use crate::commit::Snapshot;
 use crate::error::LoaderError;
-use crate::events::{Clock, Emitter, Event, RollbackReason};
+use crate::events::{Clock, Emitter, Event};
 use crate::fetch::fetch_verified;
-use crate::instance::{GuestInstance, PendingInstance};
+use crate::instance::GuestInstance;
 use crate::js::ToJs;
 use crate::options::{LoadOptions, ModuleSource};
+use crate::precopy::Converter;
 use crate::probation::Probation;
-use crate::queue::{next_task, OpQueue};
-use crate::rollback::{self, Previous};
+use crate::queue::OpQueue;
+use crate::rollback::Previous;
 use crate::shim::CallTable;
-use crate::validate::{check_replacement, validate};
+use crate::validate::validate;
 use crate::version::{CompiledVersion, VersionInfo};
 
 #[derive(Debug)]
@@ -31,6 +34,17 @@ struct State {
     current: Option<Rc<GuestInstance>>,
     previous: Option<Previous>,
     probation: Probation,
+}
+
+impl State {
+    /// Replace what a rollback returns to; the instance the old `Previous` kept as its
+    /// snapshot (pre-copy), for the caller to retire once no borrow is held.
+    fn set_previous(&mut self, previous: Option<Previous>) -> Option<Rc<GuestInstance>> {
+        match std::mem::replace(&mut self.previous, previous).and_then(|p| p.snapshot) {
+            Some(Snapshot::Frozen(instance)) => Some(instance),
+            _ => None,
+        }
+    }
 }
 
 /// A hot-swap slot: the plain-Rust core of `HotSwap`.
@@ -41,6 +55,9 @@ pub struct Slot {
     queue: OpQueue,
     state: RefCell<State>,
     table: RefCell<CallTable>,
+    /// The pre-copy worker, started on the first swap that uses it; `Err` once it could not
+    /// be (then swaps take the ABI 1.0 path).
+    converter: RefCell<Option<Result<Rc<Converter>, ()>>>,
 }
 
 /// Why a guest call failed: a loader error, or an exception from JS code the guest called
@@ -91,7 +108,14 @@ impl Slot {
         }))?;
         let probation = Probation::new(table.flag().clone());
         let state = RefCell::new(State { current: None, previous: None, probation });
-        let slot = Rc::new(Slot { options, emitter, queue: OpQueue::default(), state, table: RefCell::new(table) });
+        let slot = Rc::new(Slot {
+            options,
+            emitter,
+            queue: OpQueue::default(),
+            state,
+            table: RefCell::new(table),
+            converter: RefCell::default(),
+        });
         let _ = cell.set(Rc::downgrade(&slot));
         Ok(slot)
     }
@@ -166,213 +190,21 @@ impl Slot {
         state.current.clone().ok_or(LoaderError::Disposed {})
     }
 
-    /// Replace the running version; resolves once the new one is committed and bound.
-    pub async fn swap(self: &Rc<Self>, source: ModuleSource) -> Result<VersionInfo, LoaderError> {
-        let _turn = self.queue.enter().await;
-        let result = self.swap_now(source).await;
-        if let Err(e) = &result {
-            self.emit_error(e);
-        }
-        result
-    }
-
-    async fn swap_now(self: &Rc<Self>, source: ModuleSource) -> Result<VersionInfo, LoaderError> {
-        // The rollback standby is instantiated while the new module downloads.
-        let mut standby = self.start_standby(&self.current_instance()?)?;
-        let incoming = self.fetch_version(source).await?;
-        // An automatic rollback can replace the running version while we await; then the
-        // swap is prepared again against the version that is running now.
-        loop {
-            let running = self.current_instance()?;
-            let ready = match standby.take() {
-                Some((of, pending)) if Rc::ptr_eq(&of, &running) => Some(pending),
-                _ => self.start_standby(&running)?.map(|(_, pending)| pending),
-            };
-            let prepared = self.prepare(&running, &incoming, ready).await?;
-            // Let events queued during the preparation run now rather than during the pause.
-            next_task().await;
-            if !Rc::ptr_eq(&running, &self.current_instance()?) {
-                continue;
-            }
-            let (info, replaced) = self.commit_prepared(prepared)?;
-            // Events waiting since the pause run first; then the snapshot is copied out of
-            // the old instance, which is dropped.
-            next_task().await;
-            self.settle_snapshot(&replaced);
-            self.retire(replaced);
-            return Ok(info);
-        }
-    }
-
-    /// Everything the pause needs, made ready without blocking: the new instance, the
-    /// standby, shims for new exports, room for the state.
-    async fn prepare(
-        &self,
-        running: &Rc<GuestInstance>,
-        incoming: &CompiledVersion,
-        standby: Option<PendingInstance>,
-    ) -> Result<PreparedSwap, LoaderError> {
-        let schema = check_replacement(&running.compiled, incoming, &self.table.borrow().held())?;
-        let instance = self.instantiate(incoming).await?;
-        let standby = match standby {
-            Some(pending) => Some(pending.finish().await?),
-            None => None,
-        };
-        let shims = self.table.borrow().prepare(&incoming.interface.user_exports)?;
-        let shims = shims.finish().await?;
-        let max_state = self.options.limits.max_state_bytes;
-        let reservation = commit::reserve(running, &instance, schema, max_state)?;
-        Ok(PreparedSwap {
-            running: running.clone(),
-            incoming: instance,
-            schema,
-            reservation,
-            shims,
-            standby,
-            max_state,
-        })
-    }
-
-    /// The pause and the bookkeeping after it; synchronous, like the pause itself.
-    fn commit_prepared(&self, prepared: PreparedSwap) -> Result<(VersionInfo, Rc<GuestInstance>), LoaderError> {
-        let mut table = self.table.try_borrow_mut().map_err(|_| LoaderError::Reentrant {})?;
-        let Committed { replaced, current, saved, schema, report, pause_ms, standby } =
-            commit::commit(prepared, &mut table)?;
-        drop(table);
-        let info = current.compiled.info();
-        {
-            let mut state = self.state.borrow_mut();
-            let snapshot = Snapshot::InPlace { instance: replaced.clone(), saved };
-            state.previous = Some(Previous { compiled: replaced.compiled.clone(), snapshot: Some(snapshot) });
-            state.current = Some(current);
-            match standby {
-                Some(standby) => state.probation.begin(self.options.auto_rollback_calls, standby),
-                None => drop(state.probation.end()),
-            }
-        }
-        self.emit(&Event::Commit {
-            version: info.version.clone(),
-            duration_ms: pause_ms,
-            from_version: replaced.version(),
-            bytes: report.bytes,
-            schema,
-            guest_save_ms: report.save_ms,
-            state_copy_ms: report.copy_ms,
-            guest_load_ms: report.load_ms,
-        });
-        Ok((info, replaced))
-    }
-
-    /// Copy the snapshot out of `replaced` (if a rollback has not used it meanwhile).
-    fn settle_snapshot(&self, replaced: &Rc<GuestInstance>) {
-        let mut state = self.state.borrow_mut();
-        let Some(previous) = state.previous.as_mut() else { return };
-        let in_place =
-            matches!(&previous.snapshot, Some(Snapshot::InPlace { instance, .. }) if Rc::ptr_eq(instance, replaced));
-        if !in_place {
-            return;
-        }
-        match previous.snapshot.take().map(Snapshot::settle).transpose() {
-            Ok(snapshot) => previous.snapshot = snapshot,
-            Err(e) => {
-                drop(state);
-                self.emit_error(&e);
-            }
-        }
-    }
-
-    /// A fresh instance of the running version, for a synchronous rollback during the
-    /// probation of its successor (none when probation is off).
-    fn start_standby(
-        &self,
-        running: &Rc<GuestInstance>,
-    ) -> Result<Option<(Rc<GuestInstance>, PendingInstance)>, LoaderError> {
-        if self.options.auto_rollback_calls == 0 {
-            return Ok(None);
-        }
-        let pending = GuestInstance::start(&running.compiled, &self.options.app_imports, self.emitter.clone())?;
-        Ok(Some((running.clone(), pending)))
-    }
-
-    /// Go back to the previous version, carrying the state back (the newer version
-    /// down-migrates it). With `allow_snapshot`, a version that cannot hand its state back
-    /// is replaced by the state saved when it was swapped in; otherwise that is refused.
-    pub async fn rollback(self: &Rc<Self>, allow_snapshot: bool) -> Result<VersionInfo, LoaderError> {
-        let _turn = self.queue.enter().await;
-        let result = self.rollback_now(allow_snapshot).await;
-        if let Err(e) = &result {
-            self.emit_error(e);
-        }
-        result
-    }
-
-    async fn rollback_now(self: &Rc<Self>, allow_snapshot: bool) -> Result<VersionInfo, LoaderError> {
-        let standby = self.state.borrow_mut().probation.end();
-        let target = match standby {
-            Some(standby) => standby,
-            None => {
-                let previous = self.state.borrow().previous.as_ref().map(|p| p.compiled.clone());
-                self.instantiate(&previous.ok_or(LoaderError::RollbackUnavailable {})?).await?
-            }
-        };
-        self.restore_previous(target, RollbackReason::Manual, allow_snapshot)
-    }
-
-    /// Synchronously bind `target` (an instance of the previous version) with the state
-    /// carried back from the current one, or the snapshot.
-    fn restore_previous(
-        &self,
-        target: GuestInstance,
-        reason: RollbackReason,
-        allow_snapshot: bool,
-    ) -> Result<VersionInfo, LoaderError> {
-        let running = self.current_instance()?;
-        let restored = {
-            let state = self.state.try_borrow().map_err(|_| LoaderError::Reentrant {})?;
-            let previous = state.previous.as_ref().ok_or(LoaderError::RollbackUnavailable {})?;
-            let table = self.table.try_borrow().map_err(|_| LoaderError::Reentrant {})?;
-            rollback::restore(
-                &running,
-                target,
-                previous.snapshot.as_ref(),
-                allow_snapshot,
-                &table,
-                self.options.limits.max_state_bytes,
-            )?
-        };
-        let info = restored.current.compiled.info();
-        {
-            let mut state = self.state.borrow_mut();
-            state.current = Some(restored.current);
-            state.previous = None;
-            drop(state.probation.end());
-        }
-        self.emit(&Event::Rollback {
-            version: info.version.clone(),
-            duration_ms: restored.pause_ms,
-            from_version: running.version(),
-            bytes: restored.report.bytes,
-            reason,
-            state_source: restored.source,
-        });
-        self.retire(running);
-        Ok(info)
-    }
-
     /// Drop every instance and listener; later calls fail with `DISPOSED`.
     pub fn dispose(&self) {
         if let Ok(table) = self.table.try_borrow() {
             table.unbind();
         }
-        let running = {
+        let (running, frozen) = {
             let mut state = self.state.borrow_mut();
-            state.previous = None;
+            let frozen = state.set_previous(None);
             drop(state.probation.end());
-            state.current.take()
+            (state.current.take(), frozen)
         };
-        if let Some(running) = running {
-            self.retire(running);
+        for instance in running.into_iter().chain(frozen) {
+            self.retire(instance);
         }
+        self.converter.take();
         self.emitter.clear();
     }
 

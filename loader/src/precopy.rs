@@ -1,0 +1,262 @@
+//! Stage 4a (pre-copy, ABI 1.1): for guests that declare it, the state is converted before
+//! the pause and off the main thread, so the pause does not grow with the state.
+//!
+//! 1. [`capture`]: the running guest marks its state (`hotswap_delta_mark`) and its memory is
+//!    copied, in one short step, into a buffer whose pages were touched beforehand, a slice per
+//!    event-loop turn.
+//! 2. [`Converter::convert`]: a worker instantiates the running guest's module on that copy,
+//!    saves the state (`state_save`), instantiates the new module and loads it (`state_load`),
+//!    and sends back a copy of the new guest's memory. However long automerge takes to load a
+//!    document, it takes it there.
+//! 3. [`install`]: the copy goes into the new instance on the main thread, a slice per turn.
+//! 4. The pause (`commit.rs`) asks the running guest for what changed since the mark
+//!    (`hotswap_delta_save`). Usually nothing: then it only rebinds. Otherwise the changes go
+//!    to the worker ([`Converter::apply`]), the new copy is installed, and the pause is tried
+//!    again; after [`ROUNDS`] tries the last changes are applied inside the pause.
+//!
+//! Both guests promise that their whole state lives in their memory (ABI.md), which is what
+//! makes a copy of the memory a copy of the guest. Guests that import `app` functions are not
+//! pre-copied (the worker cannot call the page), nor is anything when the page forbids
+//! workers from `blob:` URLs (a Content-Security-Policy without `worker-src blob:`): those
+//! swaps take the ABI 1.0 path.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use js_sys::{Array, ArrayBuffer, Function, Object, Promise, Reflect, Uint8Array};
+use wasm_bindgen::{closure::Closure, JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{Blob, BlobPropertyBag, MessageEvent, Url, Worker};
+
+use crate::error::{js_message, LoaderError};
+use crate::instance::GuestInstance;
+use crate::queue::next_task;
+use crate::version::CompiledVersion;
+
+/// How many times the pause is tried before the last changes are applied inside it.
+pub(crate) const ROUNDS: u32 = 8;
+
+/// Memory is touched and copied in slices of this size, one per event-loop turn: a few ms
+/// each, into pages never used before (~0.7 ms per MiB).
+const SLICE: u32 = 4 << 20;
+
+/// The worker's code. It runs guest code only on copies of guest memories it is sent, with
+/// the host functions the loader provides (`log` is dropped: the conversion is the loader's).
+const WORKER_SOURCE: &str = r#"
+let target = null;
+const unpack = (p) => [Number(BigInt.asUintN(64, p) >> 32n), Number(BigInt.asUintN(32, p))];
+function fail(phase, e) { return { phase, trap: e instanceof WebAssembly.RuntimeError, message: String((e && e.message) || e) }; }
+function call(phase, f, ...args) { try { return f(...args); } catch (e) { throw fail(phase, e); } }
+async function instantiate(phase, module, image, length) {
+  let memory = null;
+  const hotswap = {
+    log() {},
+    now_ms: () => Date.now(),
+    random_fill(ptr, len) {
+      for (let o = 0; o < len; o += 65536) crypto.getRandomValues(new Uint8Array(memory.buffer, ptr + o, Math.min(65536, len - o)));
+    },
+  };
+  let exports;
+  try { exports = (await WebAssembly.instantiate(module, { hotswap })).exports; } catch (e) { throw fail(phase, e); }
+  memory = exports.memory;
+  if (image) {
+    const missing = length - memory.buffer.byteLength;
+    if (missing > 0) memory.grow(Math.ceil(missing / 65536));
+    new Uint8Array(memory.buffer).set(new Uint8Array(image, 0, length));
+  }
+  return exports;
+}
+function load(exports, f, phase, bytes, schema) {
+  const ptr = call('alloc', exports.hotswap_alloc, bytes.length);
+  new Uint8Array(exports.memory.buffer, ptr, bytes.length).set(bytes);
+  const status = call(phase, f, ptr, bytes.length, schema);
+  call('free', exports.hotswap_free, ptr, bytes.length);
+  if (status !== 0) throw { phase, status };
+}
+onmessage = async ({ data }) => {
+  try {
+    if (data.op === 'reset') { target = null; return; }
+    if (data.op === 'convert') {
+      const from = await instantiate('precopy instantiate', data.from, data.image, data.length);
+      const [ptr, len] = unpack(call('precopy save', from.hotswap_state_save, data.schema));
+      let state;
+      try { state = new Uint8Array(from.memory.buffer, ptr, len).slice(); } catch (e) { throw fail('precopy save', e); }
+      target = await instantiate('precopy instantiate', data.to, null, 0);
+      load(target, target.hotswap_state_load, 'precopy load', state, data.schema);
+    } else {
+      load(target, target.hotswap_delta_load, 'precopy delta', new Uint8Array(data.delta), data.schema);
+    }
+    const image = target.memory.buffer.slice(0);
+    postMessage({ image }, [image]);
+  } catch (e) {
+    postMessage({ error: e && e.phase ? e : fail('precopy', e) });
+  }
+};
+"#;
+
+/// The worker that converts state off the main thread, one request at a time.
+pub(crate) struct Converter {
+    worker: Worker,
+    url: String,
+    reply: Rc<RefCell<Option<Function>>>,
+    _on_message: Closure<dyn FnMut(MessageEvent)>,
+}
+
+impl std::fmt::Debug for Converter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Converter").field("url", &self.url).finish_non_exhaustive()
+    }
+}
+
+impl Drop for Converter {
+    fn drop(&mut self) {
+        self.worker.terminate();
+        let _ = Url::revoke_object_url(&self.url);
+    }
+}
+
+impl Converter {
+    /// Start the worker; an error when the page cannot run one (no `Worker`, or a CSP
+    /// forbidding `blob:` workers).
+    pub(crate) fn start() -> Result<Self, LoaderError> {
+        let internal = |e: JsValue| LoaderError::internal("starting the pre-copy worker", &e);
+        let options = BlobPropertyBag::new();
+        options.set_type("text/javascript");
+        let parts: Array = [JsValue::from_str(WORKER_SOURCE)].into_iter().collect();
+        let blob = Blob::new_with_str_sequence_and_options(&parts, &options).map_err(internal)?;
+        let url = Url::create_object_url_with_blob(&blob).map_err(internal)?;
+        let worker = Worker::new(&url).map_err(internal)?;
+        let reply: Rc<RefCell<Option<Function>>> = Rc::default();
+        let waiting = reply.clone();
+        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+            if let Some(resolve) = waiting.borrow_mut().take() {
+                let _ = resolve.call1(&JsValue::UNDEFINED, &event.data());
+            }
+        });
+        worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        Ok(Self { worker, url, reply, _on_message: on_message })
+    }
+
+    /// Convert the state of `from`, whose memory copy is `image` (`length` bytes of it), into
+    /// a new instance of `to`, through `schema`; the copy of that instance's memory.
+    pub(crate) async fn convert(
+        &self,
+        from: &CompiledVersion,
+        image: ArrayBuffer,
+        length: u32,
+        to: &CompiledVersion,
+        schema: u32,
+    ) -> Result<ArrayBuffer, LoaderError> {
+        let message = object(&[
+            ("op", "convert".into()),
+            ("from", from.module.clone().into()),
+            ("to", to.module.clone().into()),
+            ("image", image.clone().into()),
+            ("length", length.into()),
+            ("schema", schema.into()),
+        ]);
+        self.request(&message, &[image.into()]).await
+    }
+
+    /// Apply `delta` (what changed since the copy) to the converted instance; its new copy.
+    pub(crate) async fn apply(&self, delta: Uint8Array, schema: u32) -> Result<ArrayBuffer, LoaderError> {
+        let buffer = delta.buffer();
+        let message = object(&[("op", "delta".into()), ("delta", buffer.clone().into()), ("schema", schema.into())]);
+        self.request(&message, &[buffer.into()]).await
+    }
+
+    /// Let the worker drop its instance.
+    pub(crate) fn reset(&self) {
+        let _ = self.worker.post_message(&object(&[("op", "reset".into())]));
+    }
+
+    async fn request(&self, message: &Object, transfer: &[JsValue]) -> Result<ArrayBuffer, LoaderError> {
+        let reply = Promise::new(&mut |resolve, _| *self.reply.borrow_mut() = Some(resolve));
+        let transfer: Array = transfer.iter().collect();
+        self.worker
+            .post_message_with_transfer(message, &transfer)
+            .map_err(|e| LoaderError::internal("posting to the pre-copy worker", &e))?;
+        let answer = JsFuture::from(reply).await.map_err(|e| LoaderError::internal("the pre-copy worker", &e))?;
+        match Reflect::get(&answer, &"image".into()).ok().and_then(|i| i.dyn_into::<ArrayBuffer>().ok()) {
+            Some(image) => Ok(image),
+            None => Err(worker_error(&Reflect::get(&answer, &"error".into()).unwrap_or_default())),
+        }
+    }
+}
+
+/// What the worker reported, as the error the same failure on the main thread would be.
+fn worker_error(error: &JsValue) -> LoaderError {
+    let text = |key: &str| Reflect::get(error, &key.into()).ok().and_then(|v| v.as_string()).unwrap_or_default();
+    let status = Reflect::get(error, &"status".into()).ok().and_then(|v| v.as_f64());
+    let trap = Reflect::get(error, &"trap".into()).map(|v| v.is_truthy()).unwrap_or(false);
+    match (status, trap) {
+        (Some(status), _) => LoaderError::StateLoadRejected { status: status as i32, detail: None },
+        (None, true) => LoaderError::GuestTrap { phase: text("phase"), message: text("message"), rolled_back: false },
+        (None, false) => LoaderError::PrecopyFailed { phase: text("phase"), message: text("message") },
+    }
+}
+
+/// Mark the running guest's state and copy its memory, in one step that only copies into
+/// pages touched beforehand. Returns the copy and how much of it is the memory.
+pub(crate) async fn capture(instance: &GuestInstance) -> Result<(ArrayBuffer, u32), LoaderError> {
+    let size = instance.memory_bytes() as u32;
+    // Headroom for memory the guest grows while the pages are touched.
+    let buffer = touched(size.saturating_add(size / 8).max(SLICE)).await?;
+    instance.delta_mark()?;
+    let memory = instance.view();
+    let length = memory.length();
+    if length > buffer.byte_length() {
+        // It grew past the headroom: copy into fresh pages (slower, still one step).
+        return Ok((memory.slice(0, length).buffer(), length));
+    }
+    Uint8Array::new(&buffer).set(&memory, 0);
+    Ok((buffer, length))
+}
+
+/// Put `image` (a copy from the worker) into `instance`, a fresh instance of the module it
+/// was taken from, a slice per event-loop turn. Nothing calls `instance` meanwhile.
+pub(crate) async fn install(instance: &GuestInstance, image: &ArrayBuffer) -> Result<(), LoaderError> {
+    let length = image.byte_length();
+    let missing = u64::from(length).saturating_sub(instance.memory_bytes());
+    if missing > 0 {
+        // Through Reflect: a refused grow (over the memory's maximum) throws a RangeError,
+        // which must become an error, not an abort.
+        let memory: &JsValue = instance.memory().as_ref();
+        let grow: Function =
+            Reflect::get(memory, &"grow".into()).and_then(JsCast::dyn_into).map_err(|e| internal(&e))?;
+        grow.call1(memory, &JsValue::from_f64(missing.div_ceil(65_536) as f64))
+            .map_err(|e| LoaderError::PrecopyFailed { phase: "precopy install".into(), message: js_message(&e) })?;
+    }
+    let source = Uint8Array::new(image);
+    for start in (0..length).step_by(SLICE as usize) {
+        let end = length.min(start + SLICE);
+        // A fresh view each slice: memory must not be held across a turn.
+        instance.view().set(&source.subarray(start, end), start);
+        next_task().await;
+    }
+    Ok(())
+}
+
+/// A buffer of `size` bytes whose pages are all mapped, so a copy into it costs ~0.05 ms per
+/// MiB instead of ~0.7. Touched a slice per event-loop turn.
+async fn touched(size: u32) -> Result<ArrayBuffer, LoaderError> {
+    let buffer = ArrayBuffer::new(size);
+    let view = Uint8Array::new(&buffer);
+    for start in (0..size).step_by(SLICE as usize) {
+        view.fill(0, start, size.min(start + SLICE));
+        next_task().await;
+    }
+    Ok(buffer)
+}
+
+fn internal(e: &JsValue) -> LoaderError {
+    LoaderError::internal("pre-copy", e)
+}
+
+fn object(fields: &[(&str, JsValue)]) -> Object {
+    let object = Object::new();
+    for (key, value) in fields {
+        let _ = Reflect::set(&object, &(*key).into(), value);
+    }
+    object
+}

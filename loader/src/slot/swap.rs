@@ -1,0 +1,340 @@
+//! Swapping: fetch and validate the new version, prepare everything the pause needs — by
+//! copy (ABI 1.0: reserve room, instantiate a rollback standby) or by pre-copy (ABI 1.1: the
+//! state converted off the main thread) — then the pause, and the bookkeeping after it.
+
+use std::rc::Rc;
+
+use js_sys::Uint8Array;
+
+use super::{Slot, State};
+use crate::commit::{self, Attempt, Committed, PreparedSwap, Snapshot, Transfer};
+use crate::error::LoaderError;
+use crate::events::{Clock, Event, RollbackReason, StateSource, TransferKind};
+use crate::instance::{GuestInstance, PendingInstance};
+use crate::options::{ModuleSource, SwapOptions};
+use crate::precopy::{self, Converter, ROUNDS};
+use crate::probation::Standby;
+use crate::queue::next_task;
+use crate::rollback::Previous;
+use crate::validate::check_replacement;
+use crate::version::{CompiledVersion, VersionInfo};
+
+/// What a pause is for: the bookkeeping after it differs.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Change {
+    /// A new version replaces the running one, which becomes the previous one.
+    Swap,
+    /// The previous version comes back (pre-copy rollback, state carried back).
+    Back,
+}
+
+/// How far a pre-copy got, for its event.
+#[derive(Debug)]
+struct PrecopyProgress {
+    clock: Clock,
+    rounds: u32,
+    image_bytes: u64,
+}
+
+impl Slot {
+    /// Replace the running version; resolves once the new one is committed and bound.
+    pub async fn swap(self: &Rc<Self>, source: ModuleSource) -> Result<VersionInfo, LoaderError> {
+        self.swap_with(source, SwapOptions::default()).await
+    }
+
+    /// [`Slot::swap`], with options (an abort signal).
+    pub async fn swap_with(
+        self: &Rc<Self>,
+        source: ModuleSource,
+        options: SwapOptions,
+    ) -> Result<VersionInfo, LoaderError> {
+        let _turn = self.queue.enter().await;
+        let result = match options.check() {
+            Ok(()) => self.swap_now(source, &options).await,
+            Err(aborted) => Err(aborted),
+        };
+        if let Err(e) = &result {
+            self.emit_error(e);
+        }
+        result
+    }
+
+    async fn swap_now(
+        self: &Rc<Self>,
+        source: ModuleSource,
+        options: &SwapOptions,
+    ) -> Result<VersionInfo, LoaderError> {
+        let running = self.current_instance()?;
+        // The rollback standby is instantiated while the new module downloads (a pre-copy
+        // swap needs none: the replaced instance is its own snapshot).
+        let mut standby = if running.has_precopy() { None } else { self.start_standby(&running)? };
+        let incoming = self.fetch_version(source).await?;
+        options.check()?;
+        // An automatic rollback can replace the running version while we await; then the
+        // swap is prepared again against the version that is running now.
+        loop {
+            let running = self.current_instance()?;
+            let schema = check_replacement(&running.compiled, &incoming, &self.table.borrow().held())?;
+            let converter = self.converter_for(&running.compiled, &incoming);
+            let prepared = match &converter {
+                Some(converter) => self.prepare_precopy(&running, &incoming, schema, converter, options).await?,
+                None => {
+                    let ready = match standby.take() {
+                        Some((of, pending)) if Rc::ptr_eq(&of, &running) => Some(pending),
+                        _ => self.start_standby(&running)?.map(|(_, pending)| pending),
+                    };
+                    self.prepare_copy(&running, &incoming, schema, ready).await?
+                }
+            };
+            match self.pause_until_caught_up(prepared, converter, options, Change::Swap).await? {
+                Some(info) => return Ok(info),
+                None => continue,
+            }
+        }
+    }
+
+    /// Try the pause until it commits: between tries, events queued meanwhile run, and a
+    /// pre-copy converts what changed. `None` when the running version changed under it (an
+    /// automatic rollback): the caller prepares again.
+    pub(super) async fn pause_until_caught_up(
+        self: &Rc<Self>,
+        mut prepared: PreparedSwap,
+        converter: Option<Rc<Converter>>,
+        options: &SwapOptions,
+        change: Change,
+    ) -> Result<Option<VersionInfo>, LoaderError> {
+        let mut progress = PrecopyProgress { clock: Clock::start(), rounds: 0, image_bytes: 0 };
+        loop {
+            // Let events queued during the preparation run now rather than during the pause.
+            next_task().await;
+            options.check()?;
+            if !Rc::ptr_eq(&prepared.running, &self.current_instance()?) {
+                return Ok(None);
+            }
+            let attempt = {
+                let mut table = self.table.try_borrow_mut().map_err(|_| LoaderError::Reentrant {})?;
+                commit::commit(prepared, &mut table)?
+            };
+            match (attempt, &converter) {
+                (Attempt::Committed(committed), _) => {
+                    if converter.is_some() {
+                        self.emit_precopy(&committed, &progress);
+                    }
+                    let (info, replaced) = self.after_commit(committed, change);
+                    // Events waiting since the pause run first; then the snapshot is copied
+                    // out of the old instance, which is dropped (unless it is the snapshot).
+                    next_task().await;
+                    self.settle_snapshot(&replaced);
+                    if let Some(converter) = converter {
+                        converter.reset();
+                    }
+                    return Ok(Some(info));
+                }
+                (Attempt::NotQuiet { prepared: again, delta }, Some(converter)) => {
+                    progress.rounds += 1;
+                    prepared = self.precopy_round(again, delta, converter, &mut progress, options).await?;
+                }
+                (Attempt::NotQuiet { .. }, None) => {
+                    return Err(LoaderError::Internal { what: "a copy transfer declined its pause".into() });
+                }
+            }
+        }
+    }
+
+    /// The worker for a pre-copy between these two versions, if both declare it, neither
+    /// imports `app` functions (the worker cannot call the page), and the page can run one.
+    pub(super) fn converter_for(&self, from: &CompiledVersion, to: &CompiledVersion) -> Option<Rc<Converter>> {
+        let eligible = |v: &CompiledVersion| v.interface.precopy.is_some() && v.interface.app_imports.is_empty();
+        if !(eligible(from) && eligible(to)) {
+            return None;
+        }
+        let mut converter = self.converter.borrow_mut();
+        let started = converter.get_or_insert_with(|| Converter::start().map(Rc::new).map_err(drop));
+        started.as_ref().ok().cloned()
+    }
+
+    /// ABI 1.0: the new instance, the standby, shims for new exports, room for the state.
+    async fn prepare_copy(
+        &self,
+        running: &Rc<GuestInstance>,
+        incoming: &CompiledVersion,
+        schema: u32,
+        standby: Option<PendingInstance>,
+    ) -> Result<PreparedSwap, LoaderError> {
+        let instance = self.instantiate(incoming).await?;
+        let standby = match standby {
+            Some(pending) => Some(Standby::Fresh(pending.finish().await?)),
+            None => None,
+        };
+        let shims = self.table.borrow().prepare(&incoming.interface.user_exports)?;
+        let shims = shims.finish().await?;
+        let max_state = self.options.limits.max_state_bytes;
+        let reservation = commit::reserve(running, &instance, schema, max_state)?;
+        let transfer = Transfer::Copy(reservation);
+        Ok(PreparedSwap { running: running.clone(), incoming: instance, schema, transfer, shims, standby, max_state })
+    }
+
+    /// ABI 1.1: the new instance holding the running guest's state, converted off the main
+    /// thread; then only what changes until the pause remains.
+    pub(super) async fn prepare_precopy(
+        &self,
+        running: &Rc<GuestInstance>,
+        incoming: &CompiledVersion,
+        schema: u32,
+        converter: &Converter,
+        options: &SwapOptions,
+    ) -> Result<PreparedSwap, LoaderError> {
+        let instance = self.instantiate(incoming).await?;
+        let shims = self.table.borrow().prepare(&incoming.interface.user_exports)?;
+        let shims = shims.finish().await?;
+        options.check()?;
+        let (image, length) = precopy::capture(running).await?;
+        let converted = converter.convert(&running.compiled, image, length, incoming, schema).await?;
+        options.check()?;
+        precopy::install(&instance, &converted).await?;
+        instance.warm()?;
+        let standby = (self.options.auto_rollback_calls > 0).then_some(Standby::Snapshot);
+        let transfer = Transfer::Precopy { rounds_left: ROUNDS };
+        let max_state = self.options.limits.max_state_bytes;
+        Ok(PreparedSwap { running: running.clone(), incoming: instance, schema, transfer, shims, standby, max_state })
+    }
+
+    /// The state changed since the conversion: convert the change too, and install the result.
+    async fn precopy_round(
+        &self,
+        prepared: PreparedSwap,
+        delta: Uint8Array,
+        converter: &Converter,
+        progress: &mut PrecopyProgress,
+        options: &SwapOptions,
+    ) -> Result<PreparedSwap, LoaderError> {
+        let converted = converter.apply(delta, prepared.schema).await?;
+        options.check()?;
+        progress.image_bytes = u64::from(converted.byte_length());
+        precopy::install(&prepared.incoming, &converted).await?;
+        Ok(prepared)
+    }
+
+    fn emit_precopy(&self, committed: &Committed, progress: &PrecopyProgress) {
+        self.emit(&Event::Precopy {
+            version: committed.current.version(),
+            duration_ms: progress.clock.elapsed() - committed.pause_ms,
+            rounds: progress.rounds,
+            image_bytes: progress.image_bytes.max(committed.current.memory_bytes()),
+        });
+    }
+
+    /// The bookkeeping after a pause that committed; synchronous, like the pause. Returns what
+    /// callers see of the new version, and the instance replaced.
+    fn after_commit(&self, committed: Committed, change: Change) -> (VersionInfo, Rc<GuestInstance>) {
+        let Committed { replaced, current, snapshot, schema, report, pause_ms, standby } = committed;
+        let info = current.compiled.info();
+        let transfer = if matches!(snapshot, Snapshot::Frozen(_)) { TransferKind::Precopy } else { TransferKind::Copy };
+        let frozen = {
+            let mut state = self.state.borrow_mut();
+            state.current = Some(current);
+            match change {
+                Change::Swap => self.remember(&mut state, &replaced, snapshot, standby),
+                Change::Back => {
+                    drop(state.probation.end());
+                    state.set_previous(None)
+                }
+            }
+        };
+        if let Some(frozen) = frozen.filter(|f| !Rc::ptr_eq(f, &replaced)) {
+            self.retire(frozen);
+        }
+        let from_version = replaced.version();
+        self.emit(&match change {
+            Change::Swap => Event::Commit {
+                version: info.version.clone(),
+                duration_ms: pause_ms,
+                from_version,
+                transfer,
+                bytes: report.bytes,
+                schema,
+                guest_save_ms: report.save_ms,
+                state_copy_ms: report.copy_ms,
+                guest_load_ms: report.load_ms,
+            },
+            Change::Back => Event::Rollback {
+                version: info.version.clone(),
+                duration_ms: pause_ms,
+                from_version,
+                bytes: report.bytes,
+                reason: RollbackReason::Manual,
+                state_source: StateSource::Carried,
+            },
+        });
+        if matches!(change, Change::Back) {
+            self.retire(replaced.clone());
+        }
+        (info, replaced)
+    }
+
+    /// After a swap: the replaced version becomes the one a rollback returns to, and the new
+    /// one goes on probation. Returns a snapshot instance no longer needed.
+    fn remember(
+        &self,
+        state: &mut State,
+        replaced: &Rc<GuestInstance>,
+        snapshot: Snapshot,
+        standby: Option<Standby>,
+    ) -> Option<Rc<GuestInstance>> {
+        let previous = Previous { compiled: replaced.compiled.clone(), snapshot: Some(snapshot) };
+        let dropped = state.set_previous(Some(previous));
+        match standby {
+            Some(standby) => state.probation.begin(self.options.auto_rollback_calls, standby),
+            None => drop(state.probation.end()),
+        }
+        dropped
+    }
+
+    /// Copy the snapshot out of `replaced` (if a rollback has not used it meanwhile), then let
+    /// the instance go — unless it is itself the snapshot (pre-copy).
+    fn settle_snapshot(&self, replaced: &Rc<GuestInstance>) {
+        let mut state = self.state.borrow_mut();
+        let Some(previous) = state.previous.as_mut() else { return };
+        match &previous.snapshot {
+            Some(Snapshot::InPlace { instance, .. }) if Rc::ptr_eq(instance, replaced) => {}
+            Some(Snapshot::Frozen(instance)) if Rc::ptr_eq(instance, replaced) => return,
+            _ => {
+                drop(state);
+                return self.retire_unless_current(replaced);
+            }
+        }
+        let settled = previous.snapshot.take().map(Snapshot::settle).transpose();
+        let error = match settled {
+            Ok(snapshot) => {
+                previous.snapshot = snapshot;
+                None
+            }
+            Err(e) => Some(e),
+        };
+        drop(state);
+        if let Some(e) = error {
+            self.emit_error(&e);
+        }
+        self.retire_unless_current(replaced);
+    }
+
+    /// Retire `instance` unless a rollback made it current again meanwhile.
+    fn retire_unless_current(&self, instance: &Rc<GuestInstance>) {
+        if !self.current_instance().is_ok_and(|c| Rc::ptr_eq(&c, instance)) {
+            self.retire(instance.clone());
+        }
+    }
+
+    /// A fresh instance of the running version, for a synchronous rollback during the
+    /// probation of its successor (none when probation is off).
+    fn start_standby(
+        &self,
+        running: &Rc<GuestInstance>,
+    ) -> Result<Option<(Rc<GuestInstance>, PendingInstance)>, LoaderError> {
+        if self.options.auto_rollback_calls == 0 {
+            return Ok(None);
+        }
+        let pending = GuestInstance::start(&running.compiled, &self.options.app_imports, self.emitter.clone())?;
+        Ok(Some((running.clone(), pending)))
+    }
+}
