@@ -80,9 +80,34 @@ impl Inspector {
                 State::SectionHeader => self.section_header(data[0]),
                 State::CustomName { size } => self.custom_name(data[0], size),
                 State::Keep { remaining } => self.keep(data, remaining),
-                State::Skip { remaining } => self.skip(data, remaining),
+                State::Skip { remaining } => {
+                    let used = data.len().min(remaining as usize);
+                    self.skip(used as u32);
+                    used
+                }
             };
             data = &data[used..];
+        }
+    }
+
+    /// How many of the next bytes it would only count, not look at (the rest of a section it
+    /// does not keep, such as the code): a caller may [`Inspector::skip`] them instead of
+    /// feeding them, and never copy a module's code just to have it counted.
+    pub fn skippable(&self) -> u32 {
+        match self.state {
+            State::Skip { remaining } if self.failed.is_none() => remaining,
+            _ => 0,
+        }
+    }
+
+    /// Count the next `n` bytes as read without seeing them; `n` is capped at
+    /// [`Inspector::skippable`].
+    pub fn skip(&mut self, n: u32) {
+        let n = n.min(self.skippable());
+        if let State::Skip { remaining } = self.state {
+            self.offset += u64::from(n);
+            self.state = State::Skip { remaining: remaining - n };
+            self.settle_empty_body();
         }
     }
 
@@ -221,14 +246,6 @@ impl Inspector {
         }
         self.offset += used as u64;
         self.state = State::Keep { remaining: remaining - used as u32 };
-        self.settle_empty_body();
-        used
-    }
-
-    fn skip(&mut self, data: &[u8], remaining: u32) -> usize {
-        let used = data.len().min(remaining as usize);
-        self.offset += used as u64;
-        self.state = State::Skip { remaining: remaining - used as u32 };
         self.settle_empty_body();
         used
     }

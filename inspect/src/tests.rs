@@ -187,7 +187,46 @@ proptest! {
         }
         prop_assert_eq!(inspector.finish(), inspect(&bytes));
     }
+
+    /// Skipping what it offers to skip, instead of feeding it, changes nothing either — for
+    /// damaged modules too (a section size that runs past the end).
+    #[test]
+    fn skipping_the_skippable_does_not_change_the_result(sizes in proptest::collection::vec(1usize..64, 1..40), cut in any::<prop::sample::Index>()) {
+        let whole = wasm(GUEST_WITH_CODE);
+        for bytes in [&whole[..], &whole[..cut.index(whole.len())]] {
+            let mut inspector = Inspector::default();
+            let mut rest = bytes;
+            for size in sizes.iter().cycle() {
+                if rest.is_empty() { break; }
+                let skip = (inspector.skippable() as usize).min(rest.len());
+                let (chunk, tail) = if skip > 0 {
+                    inspector.skip(skip as u32);
+                    rest.split_at(skip)
+                } else {
+                    let (chunk, tail) = rest.split_at((*size).min(rest.len()));
+                    inspector.feed(chunk);
+                    (chunk, tail)
+                };
+                let _ = chunk;
+                rest = tail;
+            }
+            prop_assert_eq!(inspector.finish(), inspect(bytes));
+        }
+    }
 }
+
+/// A guest with a code section and a custom section to skip.
+const GUEST_WITH_CODE: &str = r#"(module
+  (memory (export "memory") 1)
+  (func (export "hotswap_alloc") (param i32) (result i32) (i32.add (local.get 0) (i32.const 1)))
+  (func (export "hotswap_free") (param i32 i32))
+  (func (export "hotswap_state_save") (param i32) (result i64) (i64.const 0))
+  (func (export "hotswap_state_load") (param i32 i32 i32) (result i32) (i32.const 0))
+  (func (export "work") (param i32) (result i32)
+    (i32.mul (i32.add (local.get 0) (i32.const 7)) (i32.sub (local.get 0) (i32.const 3))))
+  (data (i32.const 16) "some data the inspector never needs to look at, some data, some data")
+  (@custom "name-of-something-else" "abcdefghijklmnopqrstuvwxyz")
+  (@custom "hotswap.meta" "abi=1.0\nname=skipper\nversion=1.0.0\nstate-schema=1\n"))"#;
 
 /// The section reader agrees with wasmparser's own parser on the export and import types
 /// of modules that use numbers, references, v128, several memories and imports.
