@@ -3,14 +3,14 @@
 
 use std::rc::Rc;
 
-use js_sys::{Function, Object, Promise, Reflect, Uint8Array};
+use js_sys::{Function, JsString, Object, Promise, Reflect, Uint8Array};
 use std::future::Future;
 use std::pin::Pin;
 use wasm_bindgen::prelude::*;
 
 use crate::digest::StreamingHash;
 use crate::error::LoaderError;
-use crate::js::{js_input, FromJs, ToJs};
+use crate::js::{js_input, utf8, FromJs, ToJs};
 use crate::options::{LoadOptions, ModuleSource};
 use crate::slot::{CallFailure, Slot};
 #[cfg(feature = "watch")]
@@ -204,25 +204,24 @@ impl HotSwap {
     }
 
     /// Call a bytes export (`(ptr, len) -> packed(ptr, len)`) with `input`.
-    pub fn call(&self, name: &str, input: &[u8]) -> Result<Uint8Array, JsValue> {
-        let out = self.slot.call_bytes(name, input).map_err(CallFailure::into_js)?;
-        Ok(Uint8Array::from(out.as_slice()))
+    pub fn call(&self, name: &str, input: &Uint8Array) -> Result<Uint8Array, JsValue> {
+        self.slot.call_array(name, input).map_err(CallFailure::into_js)
     }
 
     /// Call a bytes export with a UTF-8 string; returns its output as a string.
     #[wasm_bindgen(js_name = callString)]
-    pub fn call_string(&self, name: &str, input: &str) -> Result<String, JsValue> {
-        let out = self.slot.call_bytes(name, input.as_bytes()).map_err(CallFailure::into_js)?;
-        String::from_utf8(out).map_err(|_| LoaderError::NotUtf8 { name: name.into() }.to_js())
+    pub fn call_string(&self, name: &str, input: &JsString) -> Result<JsString, JsValue> {
+        let out = self.slot.call_array(name, &utf8::encode(input)).map_err(CallFailure::into_js)?;
+        utf8::decode(&out).ok_or_else(|| LoaderError::NotUtf8 { name: name.into() }.to_js())
     }
 
     /// The running guest's state and its schema: `{ schema, bytes }`.
     #[wasm_bindgen(js_name = saveState, unchecked_return_type = "{ schema: number; bytes: Uint8Array }")]
     pub fn save_state(&self) -> Result<JsValue, JsValue> {
-        let (schema, bytes) = self.slot.save_state()?;
+        let (schema, bytes) = self.slot.save_state_array()?;
         let out = Object::new();
         Reflect::set(&out, &"schema".into(), &schema.into())?;
-        Reflect::set(&out, &"bytes".into(), &Uint8Array::from(bytes.as_slice()))?;
+        Reflect::set(&out, &"bytes".into(), &bytes)?;
         Ok(out.into())
     }
 

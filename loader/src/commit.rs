@@ -166,14 +166,14 @@ fn catch_up(
     let clock = Clock::start();
     let (ptr, len) = running.delta_save(schema)?;
     let save_ms = clock.elapsed();
-    let delta = running.read(ptr, len).and_then(|bytes| check_state_size(len, max_state).map(|_| bytes));
+    let delta = check_state_size(len, max_state).and_then(|()| running.read(ptr, len));
     let _ = running.free(ptr, len);
     let delta = delta?;
-    if delta.is_empty() {
+    if delta.length() == 0 {
         return Ok(CaughtUp::Yes(TransferReport { save_ms, ..TransferReport::default() }));
     }
     if may_decline {
-        return Ok(CaughtUp::No(Uint8Array::from(delta.as_slice())));
+        return Ok(CaughtUp::No(delta));
     }
     let before_load = clock.elapsed();
     let at = incoming.write_new(&delta)?;
@@ -215,14 +215,14 @@ impl Snapshot {
         let metadata = &instance.compiled.interface.metadata;
         let own = metadata.state_schema;
         if metadata.can_load(saved.schema) {
-            let bytes = Uint8Array::from(instance.read(saved.ptr, saved.len)?.as_slice());
+            let bytes = instance.read(saved.ptr, saved.len)?;
             let schema = saved.schema;
             saved.release(&instance);
             return Ok(Snapshot::Copied { bytes, schema });
         }
         saved.release(&instance);
         let (ptr, len) = instance.save(own)?;
-        let bytes = instance.read(ptr, len).map(|b| Uint8Array::from(b.as_slice()));
+        let bytes = instance.read(ptr, len);
         let _ = instance.free(ptr, len);
         Ok(Snapshot::Copied { bytes: bytes?, schema: own })
     }

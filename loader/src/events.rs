@@ -68,12 +68,16 @@ js_enum! {
 js_union! {
     /// Every event of a slot loaded with `HotSwap.load`, from the first fetch on.
     pub(crate) enum Event as "HotSwapLoaderEvent" {
-        /// A module's bytes have all arrived, hashed as they streamed in.
+        /// A module's bytes have all arrived, hashed as they streamed in — or, `cached`, a
+        /// module of the same digest was compiled before and is reused (no download, no
+        /// compile; no `compile` or `verify` event follows).
         Fetch "fetch" {
-            /// Milliseconds until the last byte arrived.
+            /// Milliseconds until the last byte arrived (0 when cached).
             duration_ms: f64 as "durationMs",
             /// Module size.
             bytes: u64 as "bytes",
+            /// Taken from the slot's cache of compiled modules.
+            cached: bool as "cached",
         },
         /// The module compiled (this overlaps the fetch).
         Compile "compile" {

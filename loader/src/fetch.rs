@@ -1,23 +1,28 @@
-//! Stage 1 (fetch, verify): stream the module once. The body is teed: one branch feeds
-//! `WebAssembly.compileStreaming`, the other is hashed and inspected chunk by chunk as it
-//! arrives, under a byte cap. Compiling runs no guest code, and nothing is instantiated
-//! until the digest of exactly these bytes has matched.
+//! Stage 1 (fetch, verify): read the module once, under a byte cap, inspecting and keeping
+//! it chunk by chunk as it arrives; compile it as it streams in if it is slow to arrive, in
+//! one call if it is all there at once. Its SHA-256 is taken once the last byte is in — by WebCrypto, off
+//! the main thread, while the compiler finishes — so that hashing adds nothing to the time a
+//! load takes and never blocks the page. (Pages without WebCrypto, outside a secure context,
+//! hash here with `sha2`, a slice per event-loop turn.) Compiling runs no guest code, and
+//! nothing is instantiated until the digest of exactly these bytes has matched.
 
+use std::cell::RefCell;
 use std::ops::ControlFlow;
+use std::rc::Rc;
 
 use hotswap_inspect::{InspectError, Inspector, ModuleInterface};
-use js_sys::{Object, Promise, Reflect, WebAssembly};
-use wasm_bindgen::JsCast;
+use js_sys::{ArrayBuffer, Object, Promise, Reflect, Uint8Array, WebAssembly};
+use wasm_bindgen::{closure::Closure, JsCast};
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{AbortController, ReadableStream, Response, ResponseInit};
+use web_sys::{AbortController, ReadableStream, ReadableStreamDefaultController, Response, ResponseInit};
 
 use crate::digest::{Digest, StreamingHash};
-use crate::error::js_message;
-use crate::error::LoaderError;
+use crate::error::{js_message, LoaderError};
 use crate::events::Clock;
 use crate::js::invalid;
 use crate::net::{self, ignore_rejection, ReadError};
 use crate::options::{ModuleSource, Origin};
+use crate::queue::next_task;
 
 /// A module whose bytes matched the expected digest, compiled but never run, with the
 /// interface read from the same bytes.
@@ -46,31 +51,24 @@ pub(crate) async fn fetch_verified(source: ModuleSource, max_bytes: u64) -> Resu
     let body = response
         .body()
         .ok_or_else(|| LoaderError::BodyIncomplete { received: 0, message: "the response has no body".into() })?;
-    let branches = body.tee();
-    let compiling = compile_branch(branches.get(0).unchecked_into())?;
-    let mut hasher = StreamingHash::default();
-    let mut inspector = Inspector::default();
-    let read = net::read_capped(&response, branches.get(1).unchecked_into(), abort.as_ref(), max_bytes, |chunk| {
-        hasher.update(chunk);
-        inspector.feed(chunk);
-        // Not wasm at all (an HTML error page): no need to download the rest.
-        if matches!(inspector.error(), Some(InspectError::NotWasm { .. })) {
-            ControlFlow::Break(())
-        } else {
-            ControlFlow::Continue(())
-        }
-    })
-    .await;
+    let mut download = Download::new(Clock::start());
+    // The body is kept in one typed array to be hashed: 4 GiB at most, whatever the limit.
+    let max_bytes = max_bytes.min(u64::from(u32::MAX));
+    let read = net::read_capped(&response, body, abort.as_ref(), max_bytes, |chunk| download.take(chunk)).await;
     let bytes = match read {
         Ok(bytes) => bytes,
-        Err(ReadError::TooLarge(actual)) => return Err(LoaderError::ModuleTooLarge { limit: max_bytes, actual }),
-        Err(ReadError::Incomplete { received, message }) => {
-            return Err(LoaderError::BodyIncomplete { received, message })
+        Err(e) => {
+            download.abandon();
+            return Err(match e {
+                ReadError::TooLarge(actual) => LoaderError::ModuleTooLarge { limit: max_bytes, actual },
+                ReadError::Incomplete { received, message } => LoaderError::BodyIncomplete { received, message },
+                ReadError::Stopped => refusal(download.inspector.finish(), &response),
+            });
         }
-        Err(ReadError::Stopped) => return Err(refusal(inspector.finish(), &response)),
     };
     let fetch_ms = clock.elapsed();
-    let digest = hasher.finish();
+    let (whole, compiling, inspector) = download.finish(bytes);
+    let digest = digest_of(&whole).await;
     let verify_ms = clock.elapsed() - fetch_ms;
     if !source.sha256.matches(&digest) {
         return Err(LoaderError::HashMismatch { expected: source.sha256.to_hex(), actual: digest.to_hex() });
@@ -92,6 +90,145 @@ pub(crate) async fn fetch_verified(source: ModuleSource, max_bytes: u64) -> Resu
         compile_ms: clock.elapsed(),
         verify_ms,
     })
+}
+
+/// A body arriving: inspected and kept chunk by chunk. A body that is all there at once
+/// (loopback, a cache, bytes the app holds) is compiled in one call once complete, which is
+/// faster than streaming it through a JS stream to the compiler; one still arriving after
+/// [`STREAM_AFTER_MS`] is streamed to `compileStreaming` from then on, so compiling overlaps
+/// the download.
+struct Download {
+    clock: Clock,
+    inspector: Inspector,
+    chunks: Vec<Uint8Array>,
+    streaming: Option<(ReadableStreamDefaultController, Promise)>,
+}
+
+/// How long a body may take before its compilation starts while it downloads.
+const STREAM_AFTER_MS: f64 = 10.0;
+
+impl Download {
+    fn new(clock: Clock) -> Self {
+        Self { clock, inspector: Inspector::default(), chunks: Vec::new(), streaming: None }
+    }
+
+    /// The next chunk; breaks as soon as the body is known not to be wasm at all (an HTML
+    /// error page): no need to download the rest.
+    fn take(&mut self, chunk: Uint8Array) -> ControlFlow<()> {
+        inspect_chunk(&mut self.inspector, &chunk);
+        if matches!(self.inspector.error(), Some(InspectError::NotWasm { .. })) {
+            return ControlFlow::Break(());
+        }
+        if self.streaming.is_none() && self.clock.elapsed() > STREAM_AFTER_MS {
+            self.streaming = start_streaming_compile(&self.chunks);
+        }
+        if let Some((feed, _)) = &self.streaming {
+            let _ = feed.enqueue_with_chunk(&chunk);
+        }
+        self.chunks.push(chunk);
+        ControlFlow::Continue(())
+    }
+
+    /// The download failed: stop the compiler too.
+    fn abandon(&mut self) {
+        if let Some((feed, _)) = self.streaming.take() {
+            feed.error_with_e(&"download stopped".into());
+        }
+    }
+
+    /// The whole body, its compilation under way, and the inspector.
+    fn finish(self, total: u64) -> (Uint8Array, Promise, Inspector) {
+        let whole = Uint8Array::new_with_length(total as u32);
+        let mut at = 0;
+        for chunk in &self.chunks {
+            whole.set(chunk, at);
+            at += chunk.length();
+        }
+        let compiling = match self.streaming {
+            Some((feed, compiling)) => {
+                let _ = feed.close();
+                compiling
+            }
+            None => WebAssembly::compile(&whole),
+        };
+        // When we bail out (a digest mismatch) nobody awaits it.
+        ignore_rejection(&compiling);
+        (whole, compiling, self.inspector)
+    }
+}
+
+/// `compileStreaming` fed from a stream we push to, starting with what has arrived so far.
+fn start_streaming_compile(arrived: &[Uint8Array]) -> Option<(ReadableStreamDefaultController, Promise)> {
+    let controller = Rc::new(RefCell::new(None));
+    let set = controller.clone();
+    let source = Object::new();
+    let start = Closure::once_into_js(move |c: ReadableStreamDefaultController| *set.borrow_mut() = Some(c));
+    Reflect::set(&source, &"start".into(), &start).ok()?;
+    // `start` runs inside the constructor.
+    let stream = ReadableStream::new_with_underlying_source(&source).ok()?;
+    let feed = controller.borrow_mut().take()?;
+    for chunk in arrived {
+        feed.enqueue_with_chunk(chunk).ok()?;
+    }
+    let compiling = compile_stream(stream).ok()?;
+    Some((feed, compiling))
+}
+
+/// What the inspector reads is copied to it; what it only counts (the code, the data) is
+/// skipped, never copied.
+fn inspect_chunk(inspector: &mut Inspector, chunk: &Uint8Array) {
+    let (mut at, length) = (0, chunk.length());
+    let mut piece = Vec::new();
+    while at < length && inspector.error().is_none() {
+        let skip = inspector.skippable().min(length - at);
+        if skip > 0 {
+            inspector.skip(skip);
+            at += skip;
+            continue;
+        }
+        let end = length.min(at + PEEK);
+        piece.resize((end - at) as usize, 0);
+        chunk.subarray(at, end).copy_to(&mut piece);
+        inspector.feed(&piece);
+        at = end;
+    }
+}
+
+/// Bytes handed to the inspector at a time: a section header and whatever follows it.
+const PEEK: u32 = 4 << 10;
+
+/// SHA-256 of the body: by WebCrypto where the page has it (secure contexts), which runs
+/// off the main thread while the compiler finishes; else with `sha2` here, yielding between
+/// slices.
+async fn digest_of(whole: &Uint8Array) -> Digest {
+    match web_crypto_sha256(whole).await {
+        Some(digest) => digest,
+        None => sha2_in_slices(whole).await,
+    }
+}
+
+async fn web_crypto_sha256(bytes: &Uint8Array) -> Option<Digest> {
+    let crypto = Reflect::get(&js_sys::global(), &"crypto".into()).ok()?;
+    let subtle: web_sys::SubtleCrypto = Reflect::get(&crypto, &"subtle".into()).ok()?.dyn_into().ok()?;
+    let promise = subtle.digest_with_str_and_buffer_source("SHA-256", bytes).ok()?;
+    let hash: ArrayBuffer = JsFuture::from(promise).await.ok()?.dyn_into().ok()?;
+    let mut out = [0u8; 32];
+    (Uint8Array::new(&hash).length() == 32).then(|| Uint8Array::new(&hash).copy_to(&mut out))?;
+    Some(Digest(out))
+}
+
+async fn sha2_in_slices(bytes: &Uint8Array) -> Digest {
+    const SLICE: u32 = 256 << 10;
+    let mut hasher = StreamingHash::default();
+    let mut piece = Vec::new();
+    for start in (0..bytes.length()).step_by(SLICE as usize) {
+        let end = bytes.length().min(start + SLICE);
+        piece.resize((end - start) as usize, 0);
+        bytes.subarray(start, end).copy_to(&mut piece);
+        hasher.update(&piece);
+        next_task().await;
+    }
+    hasher.finish()
 }
 
 /// The response for `origin`, the controller that can abort its download, and a name for
@@ -120,19 +257,16 @@ async fn open(origin: &Origin) -> Result<(Response, Option<AbortController>, Str
     Ok((response, abort, url))
 }
 
-/// Start compiling one branch. compileStreaming insists on `application/wasm`, which we
+/// Compile what `stream` delivers. compileStreaming insists on `application/wasm`, which we
 /// state ourselves: the bytes are checked by hash, not by the server's MIME type.
-fn compile_branch(branch: ReadableStream) -> Result<Promise, LoaderError> {
+fn compile_stream(branch: ReadableStream) -> Result<Promise, LoaderError> {
     let headers = Object::new();
     let _ = Reflect::set(&headers, &"content-type".into(), &"application/wasm".into());
     let init = ResponseInit::new();
     init.set_headers(&headers);
     let response = Response::new_with_opt_readable_stream_and_init(Some(&branch), &init)
         .map_err(|e| LoaderError::internal("Response from a stream", &e))?;
-    let compiling = WebAssembly::compile_streaming(&Promise::resolve(&response).unchecked_into());
-    // When we bail out early (hash mismatch, cap) nobody awaits this promise.
-    ignore_rejection(&compiling);
-    Ok(compiling)
+    Ok(WebAssembly::compile_streaming(&Promise::resolve(&response).unchecked_into()))
 }
 
 /// The inspector's verdict as an error; `NOT_WASM` also looks at the content type to say

@@ -50,23 +50,22 @@ pub(crate) struct GuestInstance {
     _imports: HostImports,
 }
 
-/// The ABI 1.1 pre-copy exports of a guest that declares them.
+/// The ABI 1.1 pre-copy exports of a guest that declares them (`hotswap_warm` runs in the
+/// pre-copy worker only).
 #[derive(Debug)]
 struct PrecopyExports {
     mark: Function,
     save: Function,
     load: Function,
-    warm: Option<Function>,
 }
 
 impl PrecopyExports {
-    fn of(exports: &Object, warm: bool) -> Result<Self, LoaderError> {
-        use hotswap_abi::precopy::{DELTA_LOAD, DELTA_MARK, DELTA_SAVE, WARM};
+    fn of(exports: &Object) -> Result<Self, LoaderError> {
+        use hotswap_abi::precopy::{DELTA_LOAD, DELTA_MARK, DELTA_SAVE};
         Ok(Self {
             mark: get(exports, DELTA_MARK.0)?.unchecked_into(),
             save: get(exports, DELTA_SAVE.0)?.unchecked_into(),
             load: get(exports, DELTA_LOAD.0)?.unchecked_into(),
-            warm: warm.then(|| get(exports, WARM.0)).transpose()?.map(JsCast::unchecked_into),
         })
     }
 }
@@ -136,7 +135,7 @@ impl PendingInstance {
                 .then(|| get(&exports, exports::DISPOSE.0))
                 .transpose()?
                 .map(JsCast::unchecked_into),
-            precopy: compiled.interface.precopy.map(|p| PrecopyExports::of(&exports, p.warm)).transpose()?,
+            precopy: compiled.interface.precopy.map(|_| PrecopyExports::of(&exports)).transpose()?,
             compiled,
             instance,
             memory,
@@ -207,14 +206,6 @@ impl GuestInstance {
         self.status_call(&self.precopy_exports()?.load, "delta load", ptr, len, schema)
     }
 
-    /// `hotswap_warm()`, if exported.
-    pub(crate) fn warm(&self) -> Result<(), LoaderError> {
-        match self.precopy.as_ref().and_then(|p| p.warm.as_ref()) {
-            Some(warm) => self.call(warm, "warm", &[]).map(drop),
-            None => Ok(()),
-        }
-    }
-
     /// A `(schema) -> packed(ptr, len)` ABI function: the buffer's location, bounds-checked.
     fn buffer_call(&self, f: &Function, phase: &str, schema: u32) -> Result<(u32, u32), LoaderError> {
         let packed = self.call(f, phase, &[schema.into()])?;
@@ -264,19 +255,17 @@ impl GuestInstance {
         u64::from(self.view().byte_length())
     }
 
-    /// Copy `(ptr, len)` out of guest memory.
-    pub(crate) fn read(&self, ptr: u32, len: u32) -> Result<Vec<u8>, LoaderError> {
+    /// Copy `(ptr, len)` out of guest memory into a new JS array. Bytes never pass through
+    /// the loader's own memory, which would keep its high-water mark forever.
+    pub(crate) fn read(&self, ptr: u32, len: u32) -> Result<Uint8Array, LoaderError> {
         self.check_bounds("read", ptr, len)?;
-        let mut out = vec![0; len as usize];
-        self.view().subarray(ptr, ptr + len).copy_to(&mut out);
-        Ok(out)
+        Ok(self.view().slice(ptr, ptr + len))
     }
 
     /// Allocate a guest buffer holding `bytes`.
-    pub(crate) fn write_new(&self, bytes: &[u8]) -> Result<u32, LoaderError> {
-        let len = bytes.len() as u32;
-        let ptr = self.alloc(len)?;
-        self.view().subarray(ptr, ptr + len).copy_from(bytes);
+    pub(crate) fn write_new(&self, bytes: &Uint8Array) -> Result<u32, LoaderError> {
+        let ptr = self.alloc(bytes.length())?;
+        self.view().set(bytes, ptr);
         Ok(ptr)
     }
 

@@ -483,3 +483,45 @@ pub(crate) fn get(target: &JsValue, key: &str) -> JsValue {
 pub(crate) fn invalid(path: &str, expected: &str) -> LoaderError {
     LoaderError::InvalidArgument { path: path.to_string(), expected: expected.to_string() }
 }
+
+/// UTF-8 through the browser's own encoder and decoder, so that text on its way to or from
+/// a guest is never copied through the loader's memory.
+pub(crate) mod utf8 {
+    use js_sys::{JsString, Uint8Array};
+    use wasm_bindgen::prelude::*;
+
+    #[wasm_bindgen]
+    extern "C" {
+        type TextEncoder;
+        #[wasm_bindgen(constructor)]
+        fn new() -> TextEncoder;
+        #[wasm_bindgen(method)]
+        fn encode(this: &TextEncoder, input: &JsString) -> Uint8Array;
+
+        type TextDecoder;
+        #[wasm_bindgen(constructor, catch)]
+        fn new(label: &str, options: &JsValue) -> Result<TextDecoder, JsValue>;
+        #[wasm_bindgen(method, catch)]
+        fn decode(this: &TextDecoder, input: &Uint8Array) -> Result<JsString, JsValue>;
+    }
+
+    thread_local! {
+        static ENCODER: TextEncoder = TextEncoder::new();
+        // `fatal`: malformed input is an error, not U+FFFD.
+        static DECODER: Option<TextDecoder> = {
+            let options = js_sys::Object::new();
+            let _ = js_sys::Reflect::set(&options, &"fatal".into(), &JsValue::TRUE);
+            TextDecoder::new("utf-8", &options).ok()
+        };
+    }
+
+    /// `text` as UTF-8.
+    pub(crate) fn encode(text: &JsString) -> Uint8Array {
+        ENCODER.with(|e| e.encode(text))
+    }
+
+    /// The text `bytes` spell, or `None` unless they are valid UTF-8.
+    pub(crate) fn decode(bytes: &Uint8Array) -> Option<JsString> {
+        DECODER.with(|d| d.as_ref()?.decode(bytes).ok())
+    }
+}

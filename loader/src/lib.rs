@@ -28,6 +28,7 @@
 #![deny(missing_docs, missing_debug_implementations)]
 
 // Shared types.
+mod cache;
 mod digest;
 mod error;
 mod events;

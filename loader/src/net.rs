@@ -8,8 +8,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortController, ReadableStream, ReadableStreamDefaultReader, RequestInit, Response};
 
-use crate::error::js_message;
-use crate::error::LoaderError;
+use crate::error::{js_message, LoaderError};
 
 /// `fetch(url, init)` from whichever global scope we run in (window or worker), with an
 /// abort controller attached; a response with an error status is an error.
@@ -54,7 +53,7 @@ pub(crate) async fn read_capped(
     body: ReadableStream,
     abort: Option<&AbortController>,
     cap: u64,
-    mut on_chunk: impl FnMut(&[u8]) -> ControlFlow<()>,
+    mut on_chunk: impl FnMut(Uint8Array) -> ControlFlow<()>,
 ) -> Result<u64, ReadError> {
     let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
     let result = read_chunks(&reader, content_length(response), cap, &mut on_chunk).await;
@@ -71,13 +70,11 @@ async fn read_chunks(
     reader: &ReadableStreamDefaultReader,
     announced: Option<u64>,
     cap: u64,
-    on_chunk: &mut impl FnMut(&[u8]) -> ControlFlow<()>,
+    on_chunk: &mut impl FnMut(Uint8Array) -> ControlFlow<()>,
 ) -> Result<u64, ReadError> {
     if let Some(announced) = announced.filter(|n| *n > cap) {
         return Err(ReadError::TooLarge(announced));
     }
-    // One buffer for every chunk: the loader's own memory stays flat whatever the body's size.
-    let mut buffer = Vec::new();
     let mut total = 0u64;
     loop {
         let incomplete = |e: &JsValue| ReadError::Incomplete { received: total, message: js_message(e) };
@@ -93,9 +90,7 @@ async fn read_chunks(
         if total > cap {
             return Err(ReadError::TooLarge(total));
         }
-        buffer.resize(value.length() as usize, 0);
-        value.copy_to(&mut buffer);
-        if on_chunk(&buffer).is_break() {
+        if on_chunk(value).is_break() {
             return Err(ReadError::Stopped);
         }
     }

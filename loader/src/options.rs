@@ -29,6 +29,18 @@ pub enum Origin {
     Response(web_sys::Response),
 }
 
+impl Origin {
+    /// Not needed after all (its module is cached): a `Response`'s body is cancelled so that
+    /// its download stops and it is not left locked.
+    pub(crate) fn discard(self) {
+        if let Origin::Response(response) = self {
+            if let Some(body) = response.body() {
+                crate::net::ignore_rejection(&body.cancel());
+            }
+        }
+    }
+}
+
 impl ModuleSource {
     /// A source the loader fetches from `url`.
     pub fn url(url: impl Into<String>, sha256: Digest) -> Self {
@@ -82,6 +94,10 @@ js_input! {
         max_state_bytes: u64 as "maxStateBytes" = 256 << 20,
         /// Most initial memory a module may declare, in 64 KiB pages (default 16384, 1 GiB).
         max_memory_pages: u64 as "maxMemoryPages" = 16384,
+        /// Compiled modules kept by digest, least recently used first out (default 4; 0 keeps
+        /// none besides the running and previous versions). A swap or rollback to one of them
+        /// neither downloads nor compiles it.
+        cached_modules: u32 as "cachedModules" = 4,
     }
 }
 
@@ -149,6 +165,9 @@ js_input! {
         app_imports: AppImports as "imports" = AppImports::default(),
         /// Receives every event, from the first fetch on.
         on_event: Option<Listener> as "onEvent",
+        /// Convert large states off the main thread when both versions support it (ABI 1.1
+        /// pre-copy; default true). False always saves and loads inside the pause.
+        precopy: bool as "precopy" = true,
     }
 }
 

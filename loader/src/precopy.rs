@@ -1,13 +1,17 @@
 //! Stage 4a (pre-copy, ABI 1.1): for guests that declare it, the state is converted before
 //! the pause and off the main thread, so the pause does not grow with the state.
 //!
-//! 1. [`capture`]: the running guest marks its state (`hotswap_delta_mark`) and its memory is
-//!    copied, in one short step, into a buffer whose pages were touched beforehand, a slice per
-//!    event-loop turn.
+//! 1. [`Capture`]: the running guest marks its state (`hotswap_delta_mark`) and its memory is
+//!    copied, a slice per event-loop turn, into a buffer whose pages were touched beforehand.
+//!    A guest call that arrives before the copy is complete completes it first, so the copy
+//!    is always the memory as it was at the mark.
 //! 2. [`Converter::convert`]: a worker instantiates the running guest's module on that copy,
 //!    saves the state (`state_save`), instantiates the new module and loads it (`state_load`),
 //!    and sends back a copy of the new guest's memory. However long automerge takes to load a
 //!    document, it takes it there.
+//!    It also runs the code the pause may need (`hotswap_warm` of the new guest, the old
+//!    guest's `delta_mark` and `delta_save`) there: compiled code is shared with the page, so
+//!    nothing runs cold on the main thread because of the swap.
 //! 3. [`install`]: the copy goes into the new instance on the main thread, a slice per turn.
 //! 4. The pause (`commit.rs`) asks the running guest for what changed since the mark
 //!    (`hotswap_delta_save`). Usually nothing: then it only rebinds. Otherwise the changes go
@@ -36,9 +40,9 @@ use crate::version::CompiledVersion;
 /// How many times the pause is tried before the last changes are applied inside it.
 pub(crate) const ROUNDS: u32 = 8;
 
-/// Memory is touched and copied in slices of this size, one per event-loop turn: a few ms
-/// each, into pages never used before (~0.7 ms per MiB).
-const SLICE: u32 = 4 << 20;
+/// Memory is touched and copied in slices of this size, one per event-loop turn: a couple of
+/// ms each, into pages never used before (~0.7 ms per MiB).
+const SLICE: u32 = 1 << 20;
 
 /// The worker's code. It runs guest code only on copies of guest memories it is sent, with
 /// the host functions the loader provides (`log` is dropped: the conversion is the loader's).
@@ -81,7 +85,11 @@ onmessage = async ({ data }) => {
       const [ptr, len] = unpack(call('precopy save', from.hotswap_state_save, data.schema));
       let state;
       try { state = new Uint8Array(from.memory.buffer, ptr, len).slice(); } catch (e) { throw fail('precopy save', e); }
+      // Compile the old guest's delta path here rather than in the pause.
+      call('precopy warm', from.hotswap_delta_mark);
+      call('precopy warm', from.hotswap_delta_save, data.schema);
       target = await instantiate('precopy instantiate', data.to, null, 0);
+      if (target.hotswap_warm) call('warm', target.hotswap_warm);
       load(target, target.hotswap_state_load, 'precopy load', state, data.schema);
     } else {
       load(target, target.hotswap_delta_load, 'precopy delta', new Uint8Array(data.delta), data.schema);
@@ -196,21 +204,56 @@ fn worker_error(error: &JsValue) -> LoaderError {
     }
 }
 
-/// Mark the running guest's state and copy its memory, in one step that only copies into
-/// pages touched beforehand. Returns the copy and how much of it is the memory.
-pub(crate) async fn capture(instance: &GuestInstance) -> Result<(ArrayBuffer, u32), LoaderError> {
-    let size = instance.memory_bytes() as u32;
-    // Headroom for memory the guest grows while the pages are touched.
-    let buffer = touched(size.saturating_add(size / 8).max(SLICE)).await?;
-    instance.delta_mark()?;
-    let memory = instance.view();
-    let length = memory.length();
-    if length > buffer.byte_length() {
-        // It grew past the headroom: copy into fresh pages (slower, still one step).
-        return Ok((memory.slice(0, length).buffer(), length));
+/// A copy of the running guest's memory, made a slice at a time. The slot routes every call
+/// to the guest through [`Capture::complete`] while one is under way: no guest code runs
+/// between two slices, so the copy is the memory as it was at the mark.
+#[derive(Debug)]
+pub(crate) struct Capture {
+    instance: Rc<GuestInstance>,
+    buffer: ArrayBuffer,
+    length: u32,
+    copied: std::cell::Cell<u32>,
+}
+
+impl Capture {
+    /// Mark the guest's state; copying starts with [`Capture::step`].
+    pub(crate) async fn start(instance: &Rc<GuestInstance>) -> Result<Self, LoaderError> {
+        let size = instance.memory_bytes() as u32;
+        // Headroom for memory the guest grows while the pages are touched.
+        let buffer = touched(size.saturating_add(size / 8).max(SLICE)).await?;
+        instance.delta_mark()?;
+        let length = instance.memory_bytes() as u32;
+        if length > buffer.byte_length() {
+            // It grew past the headroom: copy into fresh pages now (slower, in one step).
+            let whole = instance.view().slice(0, length).buffer();
+            return Ok(Self { instance: instance.clone(), buffer: whole, length, copied: length.into() });
+        }
+        Ok(Self { instance: instance.clone(), buffer, length, copied: 0.into() })
     }
-    Uint8Array::new(&buffer).set(&memory, 0);
-    Ok((buffer, length))
+
+    /// Copy the next slice; true once everything is copied.
+    pub(crate) fn step(&self) -> bool {
+        self.copy_until(self.copied.get().saturating_add(SLICE));
+        self.copied.get() >= self.length
+    }
+
+    /// Copy all that is left: a call to the guest is about to run.
+    pub(crate) fn complete(&self) {
+        self.copy_until(self.length);
+    }
+
+    fn copy_until(&self, end: u32) {
+        let (start, end) = (self.copied.get(), end.min(self.length));
+        if start < end {
+            Uint8Array::new(&self.buffer).set(&self.instance.view().subarray(start, end), start);
+            self.copied.set(end);
+        }
+    }
+
+    /// The copy, and how much of it is the memory.
+    pub(crate) fn image(&self) -> (ArrayBuffer, u32) {
+        (self.buffer.clone(), self.length)
+    }
 }
 
 /// Put `image` (a copy from the worker) into `instance`, a fresh instance of the module it

@@ -6,7 +6,7 @@
 //! here: [`Probation`] owns the shims' guard flag and sets it on every change.
 
 use crate::instance::GuestInstance;
-use crate::shim::GuardFlag;
+use crate::shim::{GuardFlag, GuardReason};
 
 /// The probation of the running version, if any.
 #[derive(Debug)]
@@ -43,7 +43,7 @@ pub(crate) enum Counted {
 impl Probation {
     /// No probation; calls go straight to the table.
     pub(crate) fn new(flag: GuardFlag) -> Self {
-        flag.set(false);
+        flag.set(GuardReason::Probation, false);
         Self { flag, under_way: None }
     }
 
@@ -51,12 +51,12 @@ impl Probation {
     /// fresh instance of the previous version) to roll back to.
     pub(crate) fn begin(&mut self, calls: u32, standby: Standby) {
         self.under_way = (calls > 0).then_some(UnderWay { calls_left: calls, standby });
-        self.flag.set(self.under_way.is_some());
+        self.flag.set(GuardReason::Probation, self.under_way.is_some());
     }
 
     /// End the probation (rolled back, or replaced); the standby, if there was one.
     pub(crate) fn end(&mut self) -> Option<Standby> {
-        self.flag.set(false);
+        self.flag.set(GuardReason::Probation, false);
         self.under_way.take().map(|u| u.standby)
     }
 

@@ -44,22 +44,48 @@ impl OpQueue {
     }
 }
 
-/// Resolve on a later task of the event loop, so that events queued meanwhile run first:
-/// `scheduler.yield()` where the browser has it (no timer clamp), else `setTimeout(0)`.
+/// Resolve on a later task of the event loop, after the tasks already queued: a message
+/// posted to ourselves. Unlike `scheduler.yield()`, whose continuation runs ahead of other
+/// queued tasks, this lets the page's own work (its events, timers, other messages) run
+/// first; unlike `setTimeout(0)`, it is not clamped to 4 ms when nested.
 pub(crate) async fn next_task() {
-    let global = js_sys::global();
-    let scheduler = js_sys::Reflect::get(&global, &"scheduler".into()).unwrap_or_default();
-    let yield_fn: Option<Function> =
-        js_sys::Reflect::get(&scheduler, &"yield".into()).ok().and_then(|f| f.dyn_into().ok());
-    if let Some(promise) = yield_fn.and_then(|f| f.call0(&scheduler).ok()).and_then(|p| p.dyn_into::<Promise>().ok()) {
-        let _ = JsFuture::from(promise).await;
-        return;
-    }
-    let set_timeout: Option<Function> =
-        js_sys::Reflect::get(&global, &"setTimeout".into()).ok().and_then(|f| f.dyn_into().ok());
-    let Some(set_timeout) = set_timeout else { return };
-    let tick = Promise::new(&mut |resolve, _reject| {
-        let _ = set_timeout.call2(&global, &resolve, &JsValue::from(0));
-    });
+    let Some(tick) = TICKS.with(Ticks::next) else { return };
     let _ = JsFuture::from(tick).await;
+}
+
+thread_local! {
+    static TICKS: Ticks = Ticks::new();
+}
+
+/// A `MessageChannel` whose messages resolve the promises waiting for the next task, oldest
+/// first (messages on one channel arrive in order).
+struct Ticks {
+    port: Option<web_sys::MessagePort>,
+    waiting: std::rc::Rc<RefCell<std::collections::VecDeque<Function>>>,
+    _on_message: Option<wasm_bindgen::closure::Closure<dyn FnMut(JsValue)>>,
+}
+
+impl Ticks {
+    fn new() -> Self {
+        let waiting: std::rc::Rc<RefCell<std::collections::VecDeque<Function>>> = std::rc::Rc::default();
+        let Ok(channel) = web_sys::MessageChannel::new() else {
+            return Self { port: None, waiting, _on_message: None };
+        };
+        let queue = waiting.clone();
+        let on_message = wasm_bindgen::closure::Closure::<dyn FnMut(JsValue)>::new(move |_| {
+            if let Some(resolve) = queue.borrow_mut().pop_front() {
+                let _ = resolve.call0(&JsValue::UNDEFINED);
+            }
+        });
+        channel.port1().set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        Self { port: Some(channel.port2()), waiting, _on_message: Some(on_message) }
+    }
+
+    /// A promise resolved on the next task; `None` where there is no `MessageChannel`.
+    fn next(&self) -> Option<Promise> {
+        let port = self.port.as_ref()?;
+        let tick = Promise::new(&mut |resolve, _| self.waiting.borrow_mut().push_back(resolve));
+        port.post_message(&JsValue::UNDEFINED).ok()?;
+        Some(tick)
+    }
 }

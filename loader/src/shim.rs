@@ -105,14 +105,29 @@ fn shim_error(e: JsValue) -> LoaderError {
     LoaderError::internal("compiling the call shims", &e)
 }
 
-/// Whether calls go through the guard: a mutable wasm global every shim reads.
+/// Why calls go through the guard.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum GuardReason {
+    /// A new version is on probation: a trap rolls it back.
+    Probation = 1,
+    /// The running guest's memory is being copied (pre-copy): a call completes the copy first.
+    Capture = 2,
+}
+
+/// Whether calls go through the guard: a mutable wasm global every shim reads, on while any
+/// reason holds.
 #[derive(Clone, Debug)]
-pub(crate) struct GuardFlag(WebAssembly::Global);
+pub(crate) struct GuardFlag {
+    global: WebAssembly::Global,
+    reasons: Rc<Cell<u8>>,
+}
 
 impl GuardFlag {
-    /// Route calls through the guard (`true`) or straight to the table (`false`).
-    pub(crate) fn set(&self, on: bool) {
-        self.0.set_value(&JsValue::from(i32::from(on)));
+    /// Route calls through the guard for `reason` (`true`), or stop doing so for it.
+    pub(crate) fn set(&self, reason: GuardReason, on: bool) {
+        let reasons = if on { self.reasons.get() | reason as u8 } else { self.reasons.get() & !(reason as u8) };
+        self.reasons.set(reasons);
+        self.global.set_value(&JsValue::from(i32::from(reasons != 0)));
     }
 }
 
@@ -153,7 +168,8 @@ impl CallTable {
                 .map_err(|e| LoaderError::internal("WebAssembly.Global", &e))?;
         let id = NEXT_TABLE_ID.with(|next| next.replace(next.get() + 1));
         GUARDS.with(|g| g.borrow_mut().push((id, guard)));
-        Ok(Self { id, table, flag: GuardFlag(flag), entries: Vec::new(), exports: RefCell::default(), owner: None })
+        let flag = GuardFlag { global: flag, reasons: Rc::default() };
+        Ok(Self { id, table, flag, entries: Vec::new(), exports: RefCell::default(), owner: None })
     }
 
     /// The object handed to callers; its functions never change.
@@ -246,7 +262,7 @@ impl CallTable {
     fn shim_imports(&self, count: usize) -> Object {
         let env = Object::new();
         let _ = Reflect::set(&env, &"table".into(), &self.table);
-        let _ = Reflect::set(&env, &"flag".into(), &self.flag.0);
+        let _ = Reflect::set(&env, &"flag".into(), &self.flag.global);
         GUARD.with(|guard| {
             for i in 0..count {
                 let _ = Reflect::set(&env, &encode::guard_name(i).into(), guard.as_ref());

@@ -147,7 +147,8 @@ async fn a_guest_error_is_a_typed_trap_carrying_the_guests_message_and_state_sur
 
 #[wasm_bindgen_test]
 async fn hash_mismatch_reports_expected_and_actual_and_keeps_v1() {
-    let (slot, inc) = running_v1("{}").await;
+    // With the cache on, v1's digest would be served from it whatever the URL holds.
+    let (slot, inc) = running_v1(r#"{"limits":{"cachedModules":0}}"#).await;
     let wrong = ModuleSource {
         origin: Origin::Url(format!("{}/guests/counter-v2.wasm", server())),
         sha256: digest_of("counter-v1").await,
@@ -420,7 +421,7 @@ async fn the_js_api_rejects_with_a_hotswap_error_carrying_a_stable_code() {
     .await
     .unwrap();
     let exports = Reflect::get(&hs, &"exports".into()).unwrap();
-    let bad = source("counter-v2", digest(digest_of("counter-v1").await));
+    let bad = source("counter-v2", digest(digest_of("counter-load-traps").await));
     let err = JsFuture::from(method(&hs, "swap").call1(&hs, &bad).unwrap().unchecked_into::<js_sys::Promise>())
         .await
         .unwrap_err();
@@ -440,4 +441,42 @@ async fn the_js_api_rejects_with_a_hotswap_error_carrying_a_stable_code() {
     assert!(Object::is(&exports, &Reflect::get(&hs, &"exports".into()).unwrap()));
     let said = method(&hs, "callString").call2(&hs, &"describe".into(), &"".into()).unwrap();
     assert_eq!(said, "counter 2.0.0: 0 (step 2, 0 payload bytes)");
+}
+
+/// `name`'s digest, but a URL that now answers 404: only a cached module can satisfy it.
+async fn gone(name: &str) -> ModuleSource {
+    ModuleSource {
+        origin: Origin::Url(format!("{}/status/404", server())),
+        sha256: digest_of(name).await,
+        listed_size: None,
+    }
+}
+
+#[wasm_bindgen_test]
+async fn swapping_back_to_a_digest_compiled_before_neither_downloads_nor_compiles() {
+    let (slot, increment) = running_v1("{}").await;
+    slot.swap(by_url("counter-v2").await).await.unwrap();
+    let events = Events::on(&slot);
+    // v1's URL is gone, but its bytes were compiled before: the swap back takes them by digest.
+    let info = slot.swap(gone("counter-v1").await).await.unwrap();
+    assert_eq!(info.version, "1.0.0");
+    let fetch = events.last("fetch").expect("a fetch event");
+    assert_eq!(Reflect::get(&fetch, &"cached".into()).unwrap(), JsValue::TRUE);
+    assert!(!events.types().iter().any(|t| t == "compile" || t == "verify"), "compiled again: {:?}", events.types());
+    // The count of 3 went to v2 and back, and v1 steps by 1.
+    assert_eq!(call_i64(&increment), 4);
+}
+
+#[wasm_bindgen_test]
+async fn the_module_cache_is_bounded_least_recently_used_first_out_and_can_be_off() {
+    let (slot, inc) = running_v1(r#"{"limits":{"cachedModules":1}}"#).await;
+    slot.swap(by_url("counter-v2").await).await.unwrap();
+    slot.swap(by_url("counter-v1").await).await.unwrap();
+    // Only v1 is kept now: v2 must be downloaded again, and its URL is gone.
+    assert_refused(&slot, &inc, gone("counter-v2").await, "HTTP_STATUS").await;
+
+    let (slot, inc) = running_v1(r#"{"limits":{"cachedModules":0}}"#).await;
+    slot.swap(by_url("counter-v2").await).await.unwrap();
+    slot.swap(by_url("counter-v1").await).await.unwrap();
+    assert_refused(&slot, &inc, gone("counter-v2").await, "HTTP_STATUS").await;
 }

@@ -13,10 +13,11 @@ const ORDER: &[&str] = &[
     "error",
     "js",
     "events",
+    "queue",
     "net",
     "options",
-    "queue",
     "version",
+    "cache",
     // The pipeline, in stage order, with the stable exports object and probation.
     "fetch",
     "validate",

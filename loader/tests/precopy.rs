@@ -17,26 +17,6 @@ wasm_bindgen_test_configure!(run_in_browser);
 mod support;
 use support::*;
 
-/// Every event of `slot`, as JS objects.
-struct Events {
-    seen: Rc<RefCell<Vec<JsValue>>>,
-    _listener: Closure<dyn FnMut(JsValue)>,
-}
-
-impl Events {
-    fn on(slot: &Slot) -> Self {
-        let seen = Rc::new(RefCell::new(Vec::new()));
-        let sink = seen.clone();
-        let listener = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| sink.borrow_mut().push(e));
-        slot.on(listener.as_ref().unchecked_ref::<Function>().clone());
-        Self { seen, _listener: listener }
-    }
-
-    fn last(&self, kind: &str) -> Option<JsValue> {
-        self.seen.borrow().iter().rev().find(|e| field(e, "type") == kind).cloned()
-    }
-}
-
 fn number(value: &JsValue, name: &str) -> f64 {
     Reflect::get(value, &name.into()).ok().and_then(|v| v.as_f64()).unwrap_or(f64::NAN)
 }

@@ -43,8 +43,9 @@ impl Default for Editor {
     }
 }
 
-/// The document every peer starts from: byte-identical everywhere, so it merges as one.
-fn initial_doc() -> AutoCommit {
+/// The document every peer starts from: byte-identical everywhere, so it merges as one. (Also
+/// what `xtask` builds benchmark histories on.)
+pub fn initial_doc() -> AutoCommit {
     let mut doc = AutoCommit::new_with_encoding(ENCODING).with_actor(ActorId::from(&[0u8; 16][..]));
     // `authors` is unused before 2.0.0, but every version creates it so all share one map.
     let created =
@@ -203,14 +204,17 @@ impl Precopy for Editor {
     }
 
     fn warm() {
-        // The code a delta takes: a change made, saved after some heads, applied elsewhere.
-        let mut a = initial_doc();
-        let mut b = a.fork();
-        let heads = a.get_heads();
-        if let Ok(Some((_, text))) = a.get(ROOT, "text") {
-            let _ = a.splice_text(&text, 0, 0, "warm");
+        // The code the pause and the page's next calls take, on a scratch document: an edit
+        // committed, the view rendered, a change saved after some heads and applied elsewhere.
+        let mut scratch = Editor::default();
+        let mut other = Editor::with_doc(scratch.doc.fork());
+        let heads = scratch.doc.get_heads();
+        if let Ok(text) = scratch.object("text") {
+            let _ = scratch.doc.splice_text(&text, 0, 0, "warm *up*");
         }
-        let _ = b.load_incremental(&a.save_after(&heads));
+        let _ = scratch.commit_local();
+        let _ = view(&scratch);
+        let _ = other.doc.load_incremental(&scratch.doc.save_after(&heads));
     }
 }
 

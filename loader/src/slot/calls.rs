@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use hotswap_abi::{unpack, BYTES_FN};
 use hotswap_inspect::InspectError;
-use js_sys::{Array, Reflect};
+use js_sys::{Array, Reflect, Uint8Array};
 use wasm_bindgen::JsValue;
 
 use super::{CallFailure, Slot};
@@ -19,6 +19,7 @@ impl Slot {
     /// Call table entry `slot_index`: the guard's path (probation, or an export the running
     /// version lacks) and the bytes helpers'.
     pub(super) fn invoke(&self, slot_index: u32, args: &Array) -> Result<JsValue, CallFailure> {
+        self.complete_capture();
         let export = {
             let table = self.table.try_borrow().map_err(|_| LoaderError::Reentrant {})?;
             table.entry(slot_index).ok_or(LoaderError::Disposed {})?.export.clone()
@@ -74,6 +75,12 @@ impl Slot {
 
     /// Call bytes export `name` with `input`; returns its output.
     pub fn call_bytes(&self, name: &str, input: &[u8]) -> Result<Vec<u8>, CallFailure> {
+        Ok(self.call_array(name, &Uint8Array::from(input))?.to_vec())
+    }
+
+    /// [`Slot::call_bytes`] over JS arrays: the bytes go from JS to the guest and back
+    /// without passing through the loader's memory.
+    pub(crate) fn call_array(&self, name: &str, input: &Uint8Array) -> Result<Uint8Array, CallFailure> {
         let slot_index = {
             let table = self.table.try_borrow().map_err(|_| LoaderError::Reentrant {})?;
             let entry = table
@@ -90,8 +97,9 @@ impl Slot {
             }
             entry.slot
         };
+        self.complete_capture();
         let running = self.current_instance()?;
-        let len = input.len() as u32;
+        let len = input.length();
         let ptr = running.write_new(input)?;
         let args: Array = [JsValue::from(ptr), JsValue::from(len)].into_iter().collect();
         let result = self.invoke(slot_index, &args);
@@ -110,6 +118,12 @@ impl Slot {
 
     /// The running guest's state, saved in its own schema.
     pub fn save_state(&self) -> Result<(u32, Vec<u8>), LoaderError> {
+        self.save_state_array().map(|(schema, bytes)| (schema, bytes.to_vec()))
+    }
+
+    /// [`Slot::save_state`] into a JS array.
+    pub(crate) fn save_state_array(&self) -> Result<(u32, Uint8Array), LoaderError> {
+        self.complete_capture();
         let running = self.current_instance()?;
         let schema = running.compiled.interface.metadata.state_schema;
         let (ptr, len) = running.save(schema)?;

@@ -14,6 +14,7 @@ use std::rc::{Rc, Weak};
 use js_sys::{Function, Object};
 use wasm_bindgen::JsValue;
 
+use crate::cache::ModuleCache;
 use crate::commit::Snapshot;
 use crate::error::LoaderError;
 use crate::events::{Clock, Emitter, Event};
@@ -21,7 +22,7 @@ use crate::fetch::fetch_verified;
 use crate::instance::GuestInstance;
 use crate::js::ToJs;
 use crate::options::{LoadOptions, ModuleSource};
-use crate::precopy::Converter;
+use crate::precopy::{Capture, Converter};
 use crate::probation::Probation;
 use crate::queue::OpQueue;
 use crate::rollback::Previous;
@@ -58,6 +59,10 @@ pub struct Slot {
     /// The pre-copy worker, started on the first swap that uses it; `Err` once it could not
     /// be (then swaps take the ABI 1.0 path).
     converter: RefCell<Option<Result<Rc<Converter>, ()>>>,
+    /// A copy of the running guest's memory under way (pre-copy).
+    capturing: RefCell<Option<Rc<Capture>>>,
+    /// Versions compiled before, by digest.
+    modules: ModuleCache,
 }
 
 /// Why a guest call failed: a loader error, or an exception from JS code the guest called
@@ -108,13 +113,16 @@ impl Slot {
         }))?;
         let probation = Probation::new(table.flag().clone());
         let state = RefCell::new(State { current: None, previous: None, probation });
+        let modules = ModuleCache::new(options.limits.cached_modules as usize);
         let slot = Rc::new(Slot {
+            modules,
             options,
             emitter,
             queue: OpQueue::default(),
             state,
             table: RefCell::new(table),
             converter: RefCell::default(),
+            capturing: RefCell::default(),
         });
         let _ = cell.set(Rc::downgrade(&slot));
         Ok(slot)
@@ -136,8 +144,9 @@ impl Slot {
             return Err(LoaderError::Internal { what: "load into a slot that already runs a version".into() });
         }
         let compiled = self.fetch_version(source).await?;
-        let instance = self.instantiate(&compiled).await?;
+        // The shims compile while the guest instantiates.
         let shims = self.table.borrow().prepare(&compiled.interface.user_exports)?;
+        let instance = self.instantiate(&compiled).await?;
         let shims = shims.finish().await?;
         let mut table = self.table.try_borrow_mut().map_err(|_| LoaderError::Reentrant {})?;
         table.adopt(shims);
@@ -205,19 +214,28 @@ impl Slot {
             self.retire(instance);
         }
         self.converter.take();
+        self.modules.clear();
         self.emitter.clear();
     }
 
-    /// Stages 1–2: the module, fetched, verified and validated.
+    /// Stages 1–2: the module, fetched, verified and validated — or taken from the cache when
+    /// bytes of its digest were compiled before.
     async fn fetch_version(&self, source: ModuleSource) -> Result<CompiledVersion, LoaderError> {
+        if let Some(hit) = self.modules.get(&source.sha256) {
+            source.origin.discard();
+            self.emit(&Event::Fetch { duration_ms: 0.0, bytes: hit.bytes, cached: true });
+            return Ok(hit.version);
+        }
         let cap = self.options.limits.max_module_bytes.min(source.listed_size.unwrap_or(u64::MAX));
         let fetched = fetch_verified(source, cap).await?;
-        self.emit(&Event::Fetch { duration_ms: fetched.fetch_ms, bytes: fetched.bytes });
+        let bytes = fetched.bytes;
+        self.emit(&Event::Fetch { duration_ms: fetched.fetch_ms, bytes, cached: false });
         self.emit(&Event::Compile { duration_ms: fetched.compile_ms });
         self.emit(&Event::Verify { duration_ms: fetched.verify_ms });
         let clock = Clock::start();
         let compiled = validate(fetched, &self.options)?;
         self.emit(&Event::Validate { version: compiled.version(), duration_ms: clock.elapsed() });
+        self.modules.put(&compiled, bytes);
         Ok(compiled)
     }
 

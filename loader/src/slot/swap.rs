@@ -4,7 +4,7 @@
 
 use std::rc::Rc;
 
-use js_sys::Uint8Array;
+use js_sys::{ArrayBuffer, Uint8Array};
 
 use super::{Slot, State};
 use crate::commit::{self, Attempt, Committed, PreparedSwap, Snapshot, Transfer};
@@ -12,12 +12,35 @@ use crate::error::LoaderError;
 use crate::events::{Clock, Event, RollbackReason, StateSource, TransferKind};
 use crate::instance::{GuestInstance, PendingInstance};
 use crate::options::{ModuleSource, SwapOptions};
-use crate::precopy::{self, Converter, ROUNDS};
+use crate::precopy::{self, Capture, Converter, ROUNDS};
 use crate::probation::Standby;
 use crate::queue::next_task;
 use crate::rollback::Previous;
+use crate::shim::GuardReason;
 use crate::validate::check_replacement;
 use crate::version::{CompiledVersion, VersionInfo};
+
+/// While a capture is under way: calls take the guard's path, which completes it first.
+struct CaptureBarrier<'a> {
+    slot: &'a Slot,
+}
+
+impl<'a> CaptureBarrier<'a> {
+    fn raise(slot: &'a Slot, capture: Rc<Capture>) -> Self {
+        *slot.capturing.borrow_mut() = Some(capture);
+        slot.table.borrow().flag().set(GuardReason::Capture, true);
+        Self { slot }
+    }
+}
+
+impl Drop for CaptureBarrier<'_> {
+    fn drop(&mut self) {
+        self.slot.capturing.borrow_mut().take();
+        if let Ok(table) = self.slot.table.try_borrow() {
+            table.flag().set(GuardReason::Capture, false);
+        }
+    }
+}
 
 /// What a pause is for: the bookkeeping after it differs.
 #[derive(Clone, Copy, Debug)]
@@ -66,9 +89,17 @@ impl Slot {
     ) -> Result<VersionInfo, LoaderError> {
         let running = self.current_instance()?;
         // The rollback standby is instantiated while the new module downloads (a pre-copy
-        // swap needs none: the replaced instance is its own snapshot).
-        let mut standby = if running.has_precopy() { None } else { self.start_standby(&running)? };
+        // swap needs none: the replaced instance is its own snapshot, and the pre-copy worker
+        // starts meanwhile instead).
+        let mut standby = if running.has_precopy() {
+            self.converter_for(&running.compiled, &running.compiled);
+            None
+        } else {
+            self.start_standby(&running)?
+        };
         let incoming = self.fetch_version(source).await?;
+        // Each stage in its own task: the page's events run in between.
+        next_task().await;
         options.check()?;
         // An automatic rollback can replace the running version while we await; then the
         // swap is prepared again against the version that is running now.
@@ -145,7 +176,7 @@ impl Slot {
     /// imports `app` functions (the worker cannot call the page), and the page can run one.
     pub(super) fn converter_for(&self, from: &CompiledVersion, to: &CompiledVersion) -> Option<Rc<Converter>> {
         let eligible = |v: &CompiledVersion| v.interface.precopy.is_some() && v.interface.app_imports.is_empty();
-        if !(eligible(from) && eligible(to)) {
+        if !(self.options.precopy && eligible(from) && eligible(to)) {
             return None;
         }
         let mut converter = self.converter.borrow_mut();
@@ -161,12 +192,13 @@ impl Slot {
         schema: u32,
         standby: Option<PendingInstance>,
     ) -> Result<PreparedSwap, LoaderError> {
+        // The shims compile while the guest instantiates.
+        let shims = self.table.borrow().prepare(&incoming.interface.user_exports)?;
         let instance = self.instantiate(incoming).await?;
         let standby = match standby {
             Some(pending) => Some(Standby::Fresh(pending.finish().await?)),
             None => None,
         };
-        let shims = self.table.borrow().prepare(&incoming.interface.user_exports)?;
         let shims = shims.finish().await?;
         let max_state = self.options.limits.max_state_bytes;
         let reservation = commit::reserve(running, &instance, schema, max_state)?;
@@ -184,19 +216,38 @@ impl Slot {
         converter: &Converter,
         options: &SwapOptions,
     ) -> Result<PreparedSwap, LoaderError> {
-        let instance = self.instantiate(incoming).await?;
         let shims = self.table.borrow().prepare(&incoming.interface.user_exports)?;
+        let instance = self.instantiate(incoming).await?;
         let shims = shims.finish().await?;
+        next_task().await;
         options.check()?;
-        let (image, length) = precopy::capture(running).await?;
+        let (image, length) = self.capture(running).await?;
         let converted = converter.convert(&running.compiled, image, length, incoming, schema).await?;
         options.check()?;
         precopy::install(&instance, &converted).await?;
-        instance.warm()?;
         let standby = (self.options.auto_rollback_calls > 0).then_some(Standby::Snapshot);
         let transfer = Transfer::Precopy { rounds_left: ROUNDS };
         let max_state = self.options.limits.max_state_bytes;
         Ok(PreparedSwap { running: running.clone(), incoming: instance, schema, transfer, shims, standby, max_state })
+    }
+
+    /// Mark the running guest and copy its memory, a slice per event-loop turn; meanwhile
+    /// every call to it goes through the guard, which completes the copy before the call runs.
+    async fn capture(&self, running: &Rc<GuestInstance>) -> Result<(ArrayBuffer, u32), LoaderError> {
+        let capture = Rc::new(Capture::start(running).await?);
+        let _barrier = CaptureBarrier::raise(self, capture.clone());
+        while !capture.step() {
+            next_task().await;
+        }
+        Ok(capture.image())
+    }
+
+    /// A call is about to reach the running guest: first complete the copy under way, if any.
+    pub(super) fn complete_capture(&self) {
+        let capture = self.capturing.borrow().clone();
+        if let Some(capture) = capture {
+            capture.complete();
+        }
     }
 
     /// The state changed since the conversion: convert the change too, and install the result.

@@ -13,8 +13,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::RequestCache;
 
-use crate::error::js_message;
-use crate::error::LoaderError;
+use crate::error::{js_message, LoaderError};
 use crate::net::{self, ReadError};
 
 /// What the app trusts: its pinned keys and how many of them must have signed.
@@ -63,7 +62,7 @@ pub(crate) async fn fetch_manifest(url: &str, etag: Option<&str>, max_bytes: u64
     let body = response.body().ok_or_else(|| LoaderError::BodyIncomplete { received: 0, message: "no body".into() })?;
     let mut bytes = Vec::new();
     let read = net::read_capped(&response, body, Some(&abort), max_bytes, |chunk| {
-        bytes.extend_from_slice(chunk);
+        bytes.extend_from_slice(&chunk.to_vec());
         ControlFlow::Continue(())
     })
     .await;

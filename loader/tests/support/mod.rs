@@ -1,9 +1,11 @@
 //! Helpers shared by the browser test files: the fixture server, guest digests, loading.
 #![allow(dead_code)]
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use js_sys::{Function, Reflect, Uint8Array};
+use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use wasm_hotswap::{Digest, LoadOptions, ModuleSource, Origin, Slot};
@@ -124,5 +126,30 @@ impl JsHotSwap {
     /// `free()`: what JS calls to release the object (and what garbage collection does).
     pub fn free(&self) {
         self.call("free", &[]).unwrap();
+    }
+}
+
+/// Every event of `slot`, as JS objects.
+pub struct Events {
+    pub seen: Rc<RefCell<Vec<JsValue>>>,
+    _listener: Closure<dyn FnMut(JsValue)>,
+}
+
+impl Events {
+    pub fn on(slot: &Slot) -> Self {
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let sink = seen.clone();
+        let listener = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| sink.borrow_mut().push(e));
+        slot.on(listener.as_ref().unchecked_ref::<Function>().clone());
+        Self { seen, _listener: listener }
+    }
+
+    pub fn last(&self, kind: &str) -> Option<JsValue> {
+        self.seen.borrow().iter().rev().find(|e| field(e, "type") == kind).cloned()
+    }
+
+    /// The types of every event so far, in order.
+    pub fn types(&self) -> Vec<String> {
+        self.seen.borrow().iter().map(|e| field(e, "type")).collect()
     }
 }
