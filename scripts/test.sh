@@ -9,7 +9,7 @@ bash scripts/build.sh
 
 echo "== cargo fmt --check, cargo clippy -D warnings (every crate natively; the loader for wasm32, with and without the watcher)"
 cargo fmt --all --check
-cargo clippy --quiet --workspace --all-targets --features wasm-hotswap/watch -- -D warnings
+cargo clippy --quiet --workspace --all-targets --features wasm-hotswap/watch,xtask/fixtures -- -D warnings
 cargo clippy --quiet -p wasm-hotswap --target wasm32-unknown-unknown --all-targets --features watch -- -D warnings
 cargo clippy --quiet -p wasm-hotswap --target wasm32-unknown-unknown --lib -- -D warnings
 

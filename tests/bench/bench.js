@@ -1,33 +1,11 @@
 // The benchmark, run in the page: every figure is a median over runs, and every ratio is
 // against a baseline measured in this same run (shared machines are noisy).
 import init, { HotSwap, sha256 } from '/pkg/wasm_hotswap.js';
+import { editor } from './editor.js';
+import { memory } from './memory.js';
+import { peer } from './peer.js';
+import { index, source, hostImports, median } from './common.js';
 
-const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[s.length >> 1]; };
-const index = await (await fetch('/guests/index.json')).json();
-const source = (name) => ({ url: `/guests/${index[name].file}`, sha256: index[name].sha256 });
-const hostImports = { hotswap: { log() {}, random_fill() {}, now_ms: () => Date.now() } };
-
-async function bareLoad(name) {
-  const t = performance.now();
-  const module = await WebAssembly.compileStreaming(fetch(`/guests/${index[name].file}`));
-  await WebAssembly.instantiate(module, hostImports);
-  return performance.now() - t;
-}
-
-/** Swap end to end (hash on, default options) vs a bare fetch + compileStreaming + instantiate. */
-async function swapVsBare(prefix, runs) {
-  const slot = await HotSwap.load(source(`${prefix}-v1`));
-  const swaps = [], bares = [];
-  for (let i = 0; i < runs; i++) {
-    const name = `${prefix}-${i % 2 ? 'v1' : 'v2'}`;
-    bares.push(await bareLoad(name));
-    const t = performance.now();
-    await slot.swap(source(name));
-    swaps.push(performance.now() - t);
-  }
-  slot.dispose();
-  return { size: index[`${prefix}-v2`].size, swap: median(swaps), bare: median(bares) };
-}
 
 /** The commit pause minus the guests' own save and load, for a state of `bytes`. */
 async function commitPause(bytes, runs) {
@@ -84,7 +62,9 @@ async function hashSpeed(runs) {
 // Driven by run.mjs, which throttles the network between parts.
 await init();
 window.__bench = {
-  swaps: async () => [await swapVsBare('bench-200k', 25), await swapVsBare('bench-2m', 25)],
+  editor,
+  memory,
+  peer,
   rest: async () => {
     const results = { crossOriginIsolated, pause: {}, calls: await callOverhead(7, 2_000_000), hash: await hashSpeed(5) };
     for (const [label, bytes] of [['1 KiB', 1024], ['1 MiB', 1 << 20], ['16 MiB', 16 << 20]]) {

@@ -4,6 +4,11 @@ import { readFile, mkdir, writeFile } from 'node:fs/promises';
 import { gzipSync } from 'node:zlib';
 import { start, verifyOwnServer } from '../support/server.mjs';
 import { launch, watchedPage } from '../support/browser.mjs';
+import { longestTaskDuring } from './tasks.mjs';
+import { memoryRun } from './rss.mjs';
+
+const SWAPS = Number(process.env.BENCH_SWAPS ?? 1000);
+const RUNS = Number(process.env.BENCH_RUNS ?? 11);
 
 const { server, url, token } = await start(0);
 await verifyOwnServer(url, token);
@@ -13,23 +18,28 @@ try {
   const page = await watchedPage(browser, problems);
   await page.goto(`${url}/bench/`);
   await page.waitForFunction(() => window.__bench !== undefined, null, { timeout: 60_000 });
-  const r = await page.evaluate(() => window.__bench.rest());
-  r.swap = await page.evaluate(() => window.__bench.swaps());
+  const r = {};
+  r.editor = await editorSwaps(page);
+  Object.assign(r, await page.evaluate(() => window.__bench.rest()));
+  r.peer = await page.evaluate((n) => window.__bench.peer.run(n), RUNS);
   // Loopback delivers the whole module at once, leaving the hash nothing to overlap: the
   // worst case. A real link streams it; the same comparison at 100 Mbit/s shows that.
   const cdp = await page.context().newCDPSession(page);
   await cdp.send('Network.enable');
   await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 2, downloadThroughput: 100e6 / 8, uploadThroughput: 100e6 / 8 });
-  r.swapThrottled = await page.evaluate(() => window.__bench.swaps());
+  r.peerThrottled = await page.evaluate((n) => window.__bench.peer.run(n), 5);
+  r.memory = await memoryRuns(url);
   const gz = async (f) => gzipSync(await readFile(new URL(`../../loader/pkg/${f}`, import.meta.url))).length;
   const size = { wasm: await gz('wasm_hotswap_bg.wasm'), js: await gz('wasm_hotswap.js') };
   const f = (n, d = 2) => n.toFixed(d);
   const rows = [
-    ...r.swap.map((s) => [`swap end to end, ${f(s.size / 1e3, 0)} KB guest, loopback (ms; baseline: fetch+compileStreaming+instantiate)`,
-      f(s.swap), f(s.bare), f(s.swap / s.bare), '<= 1.10']),
-    ...r.swapThrottled.map((s) => [`swap end to end, ${f(s.size / 1e3, 0)} KB guest, 100 Mbit/s (same baseline)`,
-      f(s.swap), f(s.bare), f(s.swap / s.bare), '<= 1.10']),
+    ...r.editor.map((e) => [`longest block, editor ${e.history} changes, ${e.step}: pre-copy (ms; heartbeat / longest task; baseline: copy in the pause)`,
+      `${f(e.precopy.longest, 1)} / ${f(e.precopy.longestTask, 1)}`, `${f(e.copy.longest, 1)} / ${f(e.copy.longestTask, 1)}`,
+      f(e.precopy.longest / e.copy.longest), `<= 16 (floor ${f(e.floor, 1)}); text ${e.precopy.intact && e.copy.intact ? 'intact' : 'CHANGED'}`]),
+    ...peerRows(r.peer, 'loopback'),
+    ...peerRows(r.peerThrottled, '100 Mbit/s'),
     ...Object.entries(r.pause).map(([label, ms]) => [`commit pause, ${label} state, minus guest save/load (ms)`, f(ms, 3), '', '', label === '1 MiB' ? '<= 0.2 ms' : '']),
+    ...memoryRows(r.memory),
     ['call via stable exports after 10 swaps (ns/call; baseline: direct export)', f(r.calls.stable), f(r.calls.direct), f(r.calls.stable / r.calls.direct), '<= 1.5'],
     ['loader SHA-256 (MB/s; baseline: WebCrypto)', f(r.hash.ours, 0), f(r.hash.webcrypto, 0), f(r.hash.ours / r.hash.webcrypto), ''],
     ['loader size, gzip (KB): wasm + js', f((size.wasm + size.js) / 1024, 1), '', '', `wasm ${f(size.wasm / 1024, 1)} + js ${f(size.js / 1024, 1)}`],
@@ -41,10 +51,72 @@ try {
   console.log(line(head));
   console.log(widths.map((w) => '-'.repeat(w)).join('-|-'));
   rows.forEach((row) => console.log(line(row)));
+  console.log('\nlongest block: heartbeat = largest gap between two turns of the event loop; longest task = from a Chromium trace (no heartbeat load);'
+    + '\nfloor = the heartbeat on this machine with only a busy worker, for as long as the pre-copy step took (a shared 2-core box preempts the page)');
   await mkdir(new URL('../artifacts/', import.meta.url), { recursive: true });
   await writeFile(new URL('../artifacts/bench.json', import.meta.url), JSON.stringify({ ...r, size }, null, 2));
   if (problems.length) console.log(`\npage problems: ${problems.join('; ')}`);
 } finally {
   await browser.close();
   server.close();
+}
+
+/** Each editor step at each document size, with and without pre-copy, under the heartbeat and a trace. */
+async function editorSwaps(page) {
+  const out = [];
+  const steps = await page.evaluate(() => window.__bench.editor.steps);
+  for (const history of ['20k', '100k']) {
+    const rows = steps.map((step) => ({ history, step }));
+    for (const precopy of [true, false]) {
+      await page.evaluate(([h, p]) => window.__bench.editor.open(h, p), [history, precopy]);
+      for (const row of rows) {
+        const { result, longestTask } = await longestTaskDuring(browser, page,
+          () => page.evaluate((s) => window.__bench.editor.step(s), row.step));
+        row[precopy ? 'precopy' : 'copy'] = { ...result, longestTask: Math.max(longestTask, result.longestTask) };
+      }
+      await page.evaluate(() => window.__bench.editor.close());
+    }
+    for (const row of rows) row.floor = (await page.evaluate((ms) => window.__bench.editor.floor(ms), row.precopy.total)).longest;
+    out.push(...rows);
+  }
+  return out;
+}
+
+/**
+ * Each way of swapping in a fresh renderer of its own browser (Chromium's spare renderer
+ * off, so the page's process is the one that appears).
+ */
+async function memoryRuns(url) {
+  const own = await launch(['--disable-features=SpareRendererForSitePerProcess']);
+  try {
+    const out = {};
+    for (const way of ['loader', 'bare', 'bareCompiledOnce']) out[way] = await memoryRun(own, url, way, SWAPS);
+    return out;
+  } finally {
+    await own.close();
+  }
+}
+
+function memoryRows(m) {
+  const f = (n, d = 1) => n.toFixed(d);
+  const rss = (w) => `${f(m[w].after)} (${f(m[w].after / m[w].baseline, 2)}x of ${f(m[w].baseline)}; peak ${f(m[w].peak, 0)})`;
+  return [
+    [`renderer RSS after ${SWAPS} swaps of a 16 MiB guest, 10 s idle, forced GC (MiB; baseline: the page before the swaps)`,
+      f(m.loader.after), f(m.loader.baseline), f(m.loader.after / m.loader.baseline, 2), `<= 1.3; peak ${f(m.loader.peak, 0)} MiB`],
+    ['  the same with bare compile + instantiate per swap (MiB)', rss('bare'), '', '', ''],
+    ['  the same with each module compiled once (MiB)', rss('bareCompiledOnce'), '', '', ''],
+    [`loader's own linear memory before / after the swaps (MiB)`, `${m.loader.loaderMemoryMiB.map((x) => f(x, 2)).join(' / ')}`, '', '', 'flat'],
+    ['swap back to a cached digest, 16 MiB state (ms; baseline: the guests\' own save + load)', f(m.loader.cachedSwapMs), f(m.loader.saveLoadMs),
+      f(m.loader.cachedSwapMs / m.loader.saveLoadMs, 2), `pause ${f(m.loader.pauseMs)} ms; first swap (download + compile) ${f(m.loader.firstSwapMs)} ms`],
+  ];
+}
+
+function peerRows(peer, link) {
+  const f = (n, d = 1) => n.toFixed(d);
+  return Object.entries(peer).flatMap(([label, p]) => [
+    [`first load, ${label} (${f(p.size / 1e6, 2)} MB), ${link}: HotSwap.load (ms; baseline: Extism createPlugin with hash)`,
+      f(p.load.hotswap), f(p.load.extism), f(p.load.hotswap / p.load.extism, 2), `<= 0.8; bare ${f(p.load.bare)} ms`],
+    [`swap end to end, ${label}, ${link} (ms; baseline: fetch + compileStreaming + instantiate)`,
+      f(p.swap.swap), f(p.swap.bare), f(p.swap.swap / p.swap.bare, 2), '<= 1.10'],
+  ]);
 }

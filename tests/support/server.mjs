@@ -8,9 +8,12 @@
 //   /as-text/<file>             the guest served as text/plain (the loader must not care)
 //   /flipped/<file>             the guest with one byte flipped (a wrong-software module)
 //   /status/<code>              an empty response with that status
+//   /nonce/<file>?n=<text>      the guest with a custom section `nonce` holding <text> appended:
+//                               new bytes per nonce, so V8 cannot reuse code it compiled before
 //   /registry/<channel>/…       in-memory registries for the watch tests (see registry())
 //   /pkg/…                      loader/pkg (the npm package)
 //   /bench/…                    tests/bench (the benchmark page)
+//   /extism/…                   @extism/extism's browser build (the benchmark's peer)
 //   /…                          www/
 //   /__token                    the token, to identify this server
 import { createServer } from 'node:http';
@@ -20,7 +23,7 @@ import { extname, join, normalize, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const dirs = { guests: join(root, 'target', 'guests'), pkg: join(root, 'loader', 'pkg'), www: join(root, 'www'), bench: join(root, 'tests', 'bench') };
+const dirs = { guests: join(root, 'target', 'guests'), pkg: join(root, 'loader', 'pkg'), www: join(root, 'www'), bench: join(root, 'tests', 'bench'), extism: join(root, 'node_modules', '@extism', 'extism', 'dist', 'browser') };
 const types = { '.wasm': 'application/wasm', '.js': 'text/javascript', '.html': 'text/html', '.json': 'application/json', '.css': 'text/css', '.png': 'image/png' };
 const token = randomBytes(8).toString('hex');
 // Cross-origin isolation gives pages 5 µs timers (100 µs without), which the benchmark
@@ -100,6 +103,14 @@ async function registry(req, res, name, rest) {
   return send(res, 404, Buffer.from('not found'), 'text/plain');
 }
 
+/** A custom section named `nonce` holding `text` (the benchmark page builds the same bytes). */
+function nonceSection(text) {
+  const leb = (n) => { const out = []; do { let b = n & 0x7f; n >>>= 7; if (n) b |= 0x80; out.push(b); } while (n); return Buffer.from(out); };
+  const name = Buffer.from('nonce');
+  const payload = Buffer.concat([leb(name.length), name, Buffer.from(text)]);
+  return Buffer.concat([Buffer.from([0]), leb(payload.length), payload]);
+}
+
 const server = createServer(async (req, res) => {
   const url = new URL(req.url, 'http://x');
   const path = decodeURIComponent(url.pathname);
@@ -112,6 +123,11 @@ const server = createServer(async (req, res) => {
     if (!f) return send(res, 404, Buffer.from('not found'), 'text/plain');
     f.body[f.body.length >> 1] ^= 0x01;
     return send(res, 200, f.body, 'application/wasm');
+  }
+  if (head === 'nonce') {
+    const f = await file(dirs.guests, tail);
+    if (!f) return send(res, 404, Buffer.from('not found'), 'text/plain');
+    return send(res, 200, Buffer.concat([f.body, nonceSection(url.searchParams.get('n') ?? '')]), 'application/wasm');
   }
   if (head === 'status') return send(res, Number(tail) || 500, Buffer.alloc(0), 'text/plain');
   if (head === 'endless') {

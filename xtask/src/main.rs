@@ -11,6 +11,8 @@ use std::{env, fs};
 
 use sha2::{Digest, Sha256};
 
+#[cfg(feature = "fixtures")]
+mod fixtures;
 mod wat_guests;
 
 /// A Rust guest crate and how to build it.
@@ -69,8 +71,19 @@ fn main() -> ExitCode {
                 }
             }
         }
+        #[cfg(feature = "fixtures")]
+        Some("fixtures") => {
+            let out = args.get(1).map(PathBuf::from).unwrap_or_else(|| root().join("target/guests"));
+            match write_fixtures(&out) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("xtask fixtures: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         _ => {
-            eprintln!("usage: cargo run -p xtask -- guests [OUT_DIR]");
+            eprintln!("usage: cargo run -p xtask -- guests [OUT_DIR]  |  cargo run --release -p xtask --features fixtures -- fixtures [OUT_DIR]");
             ExitCode::from(2)
         }
     }
@@ -97,6 +110,25 @@ fn build_guests(out: &Path) -> Result<(), String> {
     fs::write(out.join("index.json"), json).map_err(|e| format!("write index.json: {e}"))?;
     eprintln!("xtask guests: {} guests in {}", index.len(), out.display());
     Ok(())
+}
+
+/// The benchmark's editor histories (20,000 and 100,000 changes), unless already built from
+/// the editor's current starting document (a history only merges into the document it grew from).
+#[cfg(feature = "fixtures")]
+fn write_fixtures(out: &Path) -> Result<(), String> {
+    fs::create_dir_all(out).map_err(|e| format!("create {}: {e}", out.display()))?;
+    let origin = hex::encode(Sha256::digest(editor::initial_doc().save()));
+    let stamp = out.join("editor-history.origin");
+    let current = fs::read_to_string(&stamp).is_ok_and(|s| s == origin);
+    for changes in [20_000, 100_000] {
+        let path = out.join(format!("editor-history-{}k.bin", changes / 1000));
+        if !current || !path.exists() {
+            fs::write(&path, fixtures::editor_history(changes)?)
+                .map_err(|e| format!("write {}: {e}", path.display()))?;
+            eprintln!("xtask fixtures: {}", path.display());
+        }
+    }
+    fs::write(&stamp, origin).map_err(|e| format!("write {}: {e}", stamp.display()))
 }
 
 fn build_rust_guest(guest: &Crate, features: &str) -> Result<Vec<u8>, String> {
