@@ -13,8 +13,8 @@ cargo clippy --quiet --workspace --all-targets --features wasm-hotswap/watch -- 
 cargo clippy --quiet -p wasm-hotswap --target wasm32-unknown-unknown --all-targets --features watch -- -D warnings
 cargo clippy --quiet -p wasm-hotswap --target wasm32-unknown-unknown --lib -- -D warnings
 
-echo "== cargo test (host: ABI, SDK macros, validation, hashing, demo server store, registry, CLI)"
-cargo test --quiet -p hotswap-abi -p hotswap-inspect -p hotswap-guest -p hotswap-guest-macros -p xtask -p wasm-hotswap -p demo-app -p hotswap-registry -p hotswap-cli --features wasm-hotswap/watch
+echo "== cargo test (host: ABI, SDK macros, validation, hashing, demo server relay and HTTP surface, registry, CLI, editor preview; short property runs)"
+cargo test --quiet -p hotswap-abi -p hotswap-inspect -p hotswap-guest -p hotswap-guest-macros -p xtask -p wasm-hotswap -p demo-app -p hotswap-registry -p hotswap-cli -p editor --features wasm-hotswap/watch,editor/v2
 
 echo "== wasm-pack test --headless --chrome (loader in a real browser)"
 log=$(mktemp)
