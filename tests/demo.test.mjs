@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { launch } from './support/browser.mjs';
 import { startDemo, deploy, deployWithCli } from './support/demo-server.mjs';
+import { openEditor as openPage, running, adopted, settled } from './support/editor-page.mjs';
 
 const ARTIFACTS = 'tests/artifacts';
 const debug = (...args) => { if (process.env.DEMO_DEBUG) console.error(...args); };
@@ -25,25 +26,7 @@ after(async () => {
   await rm(data, { recursive: true, force: true });
 });
 
-async function openEditor(name, url = server.url) {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  const problems = [];
-  page.on('console', (m) => { if (m.type() === 'error') problems.push(`${name} console: ${m.text()}`); });
-  page.on('pageerror', (e) => problems.push(`${name} pageerror: ${e.message}`));
-  page.on('console', (m) => debug(`[${name}] ${m.type()}: ${m.text()}`));
-  await page.goto(`${url}/`);
-  await page.locator('#text:not([disabled])').waitFor();
-  await page.fill('#name', name);
-  await page.locator('#name').dispatchEvent('change');
-  const marker = await page.evaluate(() => window.__loadMarker);
-  return { page, context, problems, marker };
-}
-
-const running = (p, version) => p.page.locator('#running').filter({ hasText: `editor ${version}` }).waitFor({ timeout: 20000 });
-/** The page has finished switching to the deployed `version` (or rolling back from it). */
-const adopted = (p, version) => p.page.waitForFunction((v) => window.__demo.deployed?.version === v && !window.__demo.adopting, version, { timeout: 20000 });
-const settled = (p) => p.page.waitForFunction(() => window.__demo.unacked.length === 0 && window.__demo.synced);
+const openEditor = (name, url = server.url) => openPage(browser, name, url);
 
 /** Each page types only its own characters, so its keystrokes can be picked out of the text. */
 function keystrokes(alphabet, count) {

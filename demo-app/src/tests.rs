@@ -366,3 +366,24 @@ async fn deploy_errors_do_not_reveal_the_servers_file_paths() {
     assert!(!text.contains(&data) && !text.contains("manifest.json"), "a path leaked: {text}");
     assert!(text.contains("see the server log"), "{text}");
 }
+
+/// The change the end-to-end test sends as an attacker (`tests/support/delete-text-change.hex`):
+/// it deletes the text, from a fixed actor at time 0. Checked here so the fixture cannot
+/// silently stop being that attack.
+#[tokio::test]
+async fn the_end_to_end_fixture_is_the_delete_the_text_attack_and_is_refused() {
+    let state = page().save(1).unwrap();
+    let actor_len = usize::from(state[0]);
+    let mut doc = AutoCommit::load(&state[1 + actor_len..]).unwrap().with_actor(ActorId::from(&[0xee; 16][..]));
+    doc.delete(ROOT, "text").unwrap();
+    doc.commit_with(automerge::transaction::CommitOptions::default().with_time(0));
+    let attack = doc.get_last_local_change().unwrap().raw_bytes().to_vec();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/support/delete-text-change.hex");
+    if std::env::var_os("HOTSWAP_WRITE_FIXTURES").is_some() {
+        std::fs::write(&path, format!("{}\n", hex::encode(&attack))).unwrap();
+    }
+    let fixture = hex::decode(std::fs::read_to_string(&path).unwrap().trim()).unwrap();
+    assert_eq!(fixture, attack, "regenerate with HOTSWAP_WRITE_FIXTURES=1 cargo test -p demo-app");
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(hub(dir.path()).receive(1, &fixture).await.unwrap_err().code(), "SCHEMA_VIOLATION");
+}

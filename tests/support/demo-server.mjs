@@ -26,7 +26,11 @@ export function startDemo({ data, port = 0, args = [] }) {
         token: readFileSync(join(data, 'deploy-token'), 'utf8').trim(),
         printed: out,
         log: () => log,
-        stop: (signal = 'SIGINT') => new Promise((done) => { child.once('exit', (code) => done(code)); child.kill(signal); }),
+        stop: (signal = 'SIGINT') => new Promise((done) => {
+          if (child.exitCode !== null || child.signalCode !== null) return done(child.exitCode);
+          child.once('exit', (code) => done(code));
+          child.kill(signal);
+        }),
       });
     });
     child.once('exit', (code) => reject(new Error(`demo-app exited (${code}): ${log}`)));
