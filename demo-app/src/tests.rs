@@ -29,7 +29,7 @@ fn page() -> Editor {
 }
 
 fn type_into(editor: &mut Editor, pos: usize, text: &str) -> Vec<u8> {
-    editor::edit(editor, &format!(r#"{{"pos":{pos},"del":0,"ins":{text:?}}}"#)).unwrap()
+    editor::edit(editor, &serde_json::json!({ "pos": pos, "del": 0, "ins": text }).to_string()).unwrap()
 }
 
 /// A change made with automerge directly on top of the editor's initial document — what
@@ -386,4 +386,93 @@ async fn the_end_to_end_fixture_is_the_delete_the_text_attack_and_is_refused() {
     assert_eq!(fixture, attack, "regenerate with HOTSWAP_WRITE_FIXTURES=1 cargo test -p demo-app");
     let dir = tempfile::tempdir().unwrap();
     assert_eq!(hub(dir.path()).receive(1, &fixture).await.unwrap_err().code(), "SCHEMA_VIOLATION");
+}
+
+// ---------- property tests: hostile bytes at the relay and in the editor's state
+
+mod fuzz {
+    use proptest::prelude::*;
+    use proptest::sample::Index;
+
+    use super::*;
+    use crate::document::Checked;
+
+    fn cases(short: u32) -> u32 {
+        if std::env::var_os("HOTSWAP_FUZZ_LONG").is_some() {
+            short * 100
+        } else {
+            short
+        }
+    }
+
+    /// Check, and apply what passes: never a panic; a refusal always has a code; the
+    /// document keeps its schema (its text stays readable).
+    fn offer(doc: &mut Document, bytes: &[u8]) -> Result<(), TestCaseError> {
+        match doc.check(bytes) {
+            Ok(Checked::New(change)) => {
+                if let Err(e) = doc.apply(*change) {
+                    prop_assert!(!e.code().is_empty());
+                    *doc = Document::new();
+                }
+            }
+            Ok(Checked::Duplicate) => {}
+            Err(e) => prop_assert!(!e.code().is_empty() && !e.to_string().is_empty()),
+        }
+        let _ = doc.save();
+        Ok(())
+    }
+
+    fn damage(mut bytes: Vec<u8>, flips: &[(Index, u8)], cut: Option<Index>) -> Vec<u8> {
+        for (at, value) in flips {
+            let i = at.index(bytes.len());
+            bytes[i] = *value;
+        }
+        if let Some(cut) = cut {
+            bytes.truncate(cut.index(bytes.len() + 1));
+        }
+        bytes
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(cases(300)))]
+
+        #[test]
+        fn arbitrary_messages_get_a_typed_refusal(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            offer(&mut Document::new(), &bytes)?;
+        }
+
+        #[test]
+        fn damaged_real_changes_are_refused_or_keep_the_schema(
+            text in "\\PC{1,12}",
+            flips in proptest::collection::vec((any::<Index>(), any::<u8>()), 1..6),
+            cut in proptest::option::of(any::<Index>()),
+        ) {
+            let mut ada = page();
+            let mut doc = Document::new();
+            let change = type_into(&mut ada, 0, &text);
+            let named = editor::set_author(&mut ada, &text).unwrap();
+            offer(&mut doc, &damage(change.clone(), &flips, cut))?;
+            offer(&mut doc, &change)?;
+            offer(&mut doc, &damage(named, &flips, cut))?;
+        }
+
+        #[test]
+        fn the_editor_state_decoder_refuses_damaged_states_without_panicking(
+            schema in 0u32..4,
+            flips in proptest::collection::vec((any::<Index>(), any::<u8>()), 0..6),
+            cut in proptest::option::of(any::<Index>()),
+            junk in proptest::collection::vec(any::<u8>(), 0..64),
+        ) {
+            let mut ada = page();
+            type_into(&mut ada, 0, "state");
+            editor::set_author(&mut ada, "Ada").unwrap();
+            let saved = ada.save(schema.clamp(1, 2)).unwrap();
+            for bytes in [damage(saved, &flips, cut), junk.clone()] {
+                if let Ok(loaded) = Editor::load(&bytes, schema) {
+                    // A state that loads is a working editor.
+                    let _ = editor::text(&loaded);
+                }
+            }
+        }
+    }
 }
