@@ -25,7 +25,9 @@ for _ in $(seq 100); do grep -q LISTENING "$log" && break; sleep 0.1; done
 read -r _ url _ < <(grep LISTENING "$log") || { echo "fixture server did not start"; cat "$log"; exit 1; }
 export HOTSWAP_TEST_SERVER="$url"
 export WASM_BINDGEN_TEST_TIMEOUT=900
-wasm-pack test --headless --chrome --mode no-install loader -- --features watch
+# Cargo options go straight after the path: wasm-pack 0.15 hands whatever follows `--` to the
+# test runner (which refuses `--features`).
+wasm-pack test --headless --chrome --mode no-install loader --features watch
 
 echo "== Playwright (the pages in Chromium, the demo end to end against the real server)"
 node --test tests/page.test.mjs tests/demo.test.mjs tests/demo-hostile.test.mjs

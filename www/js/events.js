@@ -1,7 +1,7 @@
 // What the page does with each loader event: the swap timeline, the running version, the
 // notice bar and toasts, and following the registry's current release. Each notice has a
 // cause and goes when the cause does: `update` (a refused update: cleared by a swap, or a
-// check that finds the page up to date), `failed` (a release that failed on this page:
+// check that succeeds), `failed` (a release that failed on this page:
 // cleared when another one is deployed), `registry` (the registry unusable: cleared by the
 // next verified manifest).
 
@@ -40,14 +40,14 @@ export function createEvents(session, { guest, panel, relay }) {
     return `editor ${version}${isBundled(current.sha256) ? ', the editor bundled with this page' : ''}`;
   }
 
-  /** Check the registry now; a check that finds the page up to date ends an `update` notice. */
+  /** Check the registry now; a check that succeeds ends an `update` notice. */
   function check() {
     if (!session.slot) return Promise.resolve();
     session.adopting = true;
     return session.slot.checkForUpdates()
-      .then((result) => {
-        if (result.action === 'up-to-date') notice('update', null);
-      })
+      // The registry answered: a refusal for want of it (the network, the server) is over;
+      // one for the release itself comes back as a `failed` notice.
+      .then(() => notice('update', null))
       .catch(() => {}) // reported through the error event
       .finally(() => {
         session.adopting = false;
