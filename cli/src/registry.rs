@@ -74,32 +74,53 @@ pub fn inspect(path: &Path) -> Result<String, CliError> {
     Ok(out)
 }
 
+/// File locked (exclusively) while a manifest is read, changed and written: concurrent
+/// `hotswap` processes (or threads) change the registry one at a time.
+const LOCK_FILE: &str = ".manifest.lock";
+
 /// A registry directory, its manifest verified against the signing keys before any change.
+/// Holds the registry's lock until dropped.
 struct Registry {
     dir: PathBuf,
     manifest: Manifest,
+    _lock: std::fs::File,
 }
 
 impl Registry {
     fn open(dir: &Path, signers: &[SigningKey]) -> Result<Self, CliError> {
+        std::fs::create_dir_all(dir).map_err(CliError::io(dir))?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(CliError::io(&lock_path))?;
+        lock.lock().map_err(CliError::io(&lock_path))?;
         let path = dir.join(MANIFEST_FILE);
         if !path.exists() {
-            return Ok(Self { dir: dir.to_path_buf(), manifest: Manifest::default() });
+            return Ok(Self { dir: dir.to_path_buf(), manifest: Manifest::default(), _lock: lock });
         }
         let pinned: Vec<VerifyingKey> = signers.iter().map(SigningKey::verifying_key).collect();
         let manifest = read_verified(&path, &pinned, 1)?;
-        Ok(Self { dir: dir.to_path_buf(), manifest })
+        Ok(Self { dir: dir.to_path_buf(), manifest, _lock: lock })
     }
 
-    /// Sign and write the manifest as the next version, atomically.
-    fn save(mut self, signers: &[SigningKey], expires_days: u64) -> Result<u64, CliError> {
-        self.manifest.version += 1;
+    /// Sign and write the manifest as the next version — above `floor` too — atomically: a
+    /// temporary file of this process, synced, renamed over the manifest.
+    fn save(mut self, signers: &[SigningKey], expires_days: u64, floor: u64) -> Result<u64, CliError> {
+        self.manifest.version = self.manifest.version.max(floor) + 1;
         self.manifest.expires = now() + expires_days * 86_400;
         let publics: Vec<[u8; 32]> = signers.iter().map(|k| k.verifying_key().to_bytes()).collect();
         let envelope = Envelope::seal(&self.manifest, &publics, |i, message| signers[i].sign(message).to_bytes());
         let json = envelope.to_json();
-        let tmp = self.dir.join(format!("{MANIFEST_FILE}.tmp"));
-        std::fs::write(&tmp, json).map_err(CliError::io(&tmp))?;
+        let tmp = self.dir.join(format!("{MANIFEST_FILE}.{}.tmp", std::process::id()));
+        let write = || -> std::io::Result<()> {
+            let mut file = std::fs::File::create(&tmp)?;
+            std::io::Write::write_all(&mut file, &json)?;
+            file.sync_all()
+        };
+        write().map_err(CliError::io(&tmp))?;
         let path = self.dir.join(MANIFEST_FILE);
         std::fs::rename(&tmp, &path).map_err(CliError::io(path))?;
         Ok(self.manifest.version)
@@ -168,7 +189,7 @@ pub fn publish(
         guest.current = version.clone();
     }
     let current = guest.current.clone();
-    let manifest_version = registry.save(&keys, expires_days)?;
+    let manifest_version = registry.save(&keys, expires_days, 0)?;
     Ok(format!(
         "published {} {version} (sha256 {sha256}); current {current}; manifest version {manifest_version}",
         m.name
@@ -248,6 +269,21 @@ pub fn set_current(
     expires_days: u64,
     direction: Direction,
 ) -> Result<String, CliError> {
+    set_current_above(dir, guest, version, key_paths, expires_days, direction, 0)
+}
+
+/// [`set_current`], with a manifest version above `floor` as well: a registry whose
+/// manifest was replaced by an older copy (a replay) still publishes a version that clients
+/// which saw the newer ones accept.
+pub fn set_current_above(
+    dir: &Path,
+    guest: &str,
+    version: &str,
+    key_paths: &[PathBuf],
+    expires_days: u64,
+    direction: Direction,
+    floor: u64,
+) -> Result<String, CliError> {
     let keys = signers(key_paths)?;
     if !dir.join(MANIFEST_FILE).exists() {
         return Err(CliError::NoManifest(dir.to_path_buf()));
@@ -264,7 +300,7 @@ pub fn set_current(
         });
     }
     let previous = std::mem::replace(&mut releases.current, version.to_string());
-    let manifest_version = registry.save(&keys, expires_days)?;
+    let manifest_version = registry.save(&keys, expires_days, floor)?;
     Ok(format!("{guest}: current {previous} -> {version}; manifest version {manifest_version}"))
 }
 

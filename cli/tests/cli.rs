@@ -248,3 +248,39 @@ fn an_expired_manifest_fails_verification() {
     let (ok, out) = s.verify(&["a"], 1);
     assert!(!ok && out.contains("expired"), "{out}");
 }
+
+#[test]
+fn twelve_simultaneous_promotes_all_succeed_with_consecutive_manifest_versions() {
+    let s = Setup::new();
+    s.publish(&guest(s.dir.path(), "v1.wasm", "1.0.0", None), &["a"]);
+    s.publish(&guest(s.dir.path(), "v2.wasm", "1.1.0", None), &["a"]);
+    let children: Vec<_> = (0..12)
+        .map(|i| {
+            Command::new(env!("CARGO_BIN_EXE_hotswap"))
+                .args(["promote", "counter", if i % 2 == 0 { "1.0.0" } else { "1.1.0" }, "--registry"])
+                .arg(s.registry())
+                .arg("--key")
+                .arg(s.key("a", "key"))
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut versions: Vec<u64> = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{text}");
+        versions.push(text.trim().rsplit(' ').next().unwrap().parse().unwrap());
+    }
+    versions.sort();
+    assert_eq!(versions, (3..15).collect::<Vec<u64>>(), "each promote wrote its own, next version");
+    assert_eq!(s.manifest().version, 14);
+    let leftovers: Vec<_> = std::fs::read_dir(s.registry())
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}

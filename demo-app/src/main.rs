@@ -2,16 +2,24 @@
 //!
 //! ```text
 //! demo-app [--port 8080] [--host 127.0.0.1] [--data <root>/.data] [--root <cwd>]
+//!          [--allowed-host NAME:PORT]... [--allowed-origin URL]...
 //! ```
-//! `PORT` and `HOTSWAP_DATA` set the port and data directory too. Serves `www/` (the
-//! editor), `/pkg` (the loader's npm package), the signed registry (`/registry/manifest.json`
-//! with ETags, `/registry/modules/<sha256>.wasm`, `/registry/events`: Server-Sent Events, one
-//! per new manifest), `/api/config` (what the page pins), `/fallback/editor.wasm`,
-//! `POST /api/deploy` and the `/ws` relay.
+//! `PORT`, `HOTSWAP_DATA`, `HOTSWAP_ALLOWED_HOSTS` and `HOTSWAP_ALLOWED_ORIGINS` (comma
+//! separated) set them too. Serves `www/` (the editor), `/pkg` (the loader's npm package),
+//! the signed registry (`/registry/manifest.json` with ETags,
+//! `/registry/modules/<sha256>.wasm`, `/registry/events`: Server-Sent Events, one per new
+//! manifest), `/api/config` (what the page pins), `/fallback/editor.wasm`,
+//! `POST /api/deploy` (with the deploy credential) and the `/ws` relay. See
+//! [`security`] for who may talk to it.
 
+mod document;
+mod limits;
 mod registry;
 mod relay;
+mod security;
 mod store;
+#[cfg(test)]
+mod tests;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -28,14 +36,17 @@ use futures_util::Stream;
 use serde::Deserialize;
 use tower_http::services::ServeDir;
 
-use crate::registry::{deploy_status, DemoRegistry, GUEST};
+use crate::registry::{deploy_refusal, DemoRegistry, ModuleRefusal, GUEST};
 use crate::relay::Hub;
+use crate::security::{DeployToken, Gate};
 use crate::store::UpdateLog;
 
 /// What the handlers share.
 struct App {
     hub: Arc<Hub>,
     registry: Arc<DemoRegistry>,
+    gate: Arc<Gate>,
+    token: DeployToken,
 }
 
 struct Args {
@@ -43,15 +54,24 @@ struct Args {
     port: u16,
     data: PathBuf,
     root: PathBuf,
+    allowed_hosts: Vec<String>,
+    allowed_origins: Vec<String>,
 }
+
+const USAGE: &str = "usage: demo-app [--port N] [--host H] [--data DIR] [--root DIR] [--allowed-host NAME:PORT]... [--allowed-origin URL]...";
 
 fn parse_args() -> Result<Args, String> {
     let root = std::env::current_dir().map_err(|e| e.to_string())?;
+    let list = |var: &str| -> Vec<String> {
+        std::env::var(var).map(|v| v.split(',').map(str::to_string).collect()).unwrap_or_default()
+    };
     let mut args = Args {
         host: "127.0.0.1".into(),
         port: std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(8080),
         data: std::env::var_os("HOTSWAP_DATA").map(PathBuf::from).unwrap_or_else(|| root.join(".data")),
         root,
+        allowed_hosts: list("HOTSWAP_ALLOWED_HOSTS"),
+        allowed_origins: list("HOTSWAP_ALLOWED_ORIGINS"),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -61,7 +81,9 @@ fn parse_args() -> Result<Args, String> {
             "--port" => args.port = value()?.parse().map_err(|_| "--port takes a number".to_string())?,
             "--data" => args.data = value()?.into(),
             "--root" => args.root = value()?.into(),
-            "--help" | "-h" => return Err("usage: demo-app [--port N] [--host H] [--data DIR] [--root DIR]".into()),
+            "--allowed-host" => args.allowed_hosts.push(value()?),
+            "--allowed-origin" => args.allowed_origins.push(value()?),
+            "--help" | "-h" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other} (see --help)")),
         }
     }
@@ -78,19 +100,26 @@ async fn main() {
 
 async fn run() -> Result<(), String> {
     let args = parse_args()?;
-    let log = UpdateLog::open(&args.data.join("updates.log")).map_err(|e| format!("opening the update log: {e}"))?;
-    let registry = DemoRegistry::open(&args.root.join("target/guests"), &args.data)
-        .map_err(|e| format!("preparing the registry (run `npm run build` first): {e}"))?;
-    let registry = Arc::new(registry);
-    eprintln!("demo-app: {} stored updates in {}", log.records().len(), log.path().display());
-    let (stop, shutdown) = tokio::sync::watch::channel(false);
-    tokio::spawn(watch_manifest(registry.clone(), shutdown.clone()));
-    let app = Arc::new(App { hub: Arc::new(Hub::new(log, shutdown)), registry });
-    let app = router(&args, app);
     let addr: SocketAddr = format!("{}:{}", args.host, args.port).parse().map_err(|e| format!("address: {e}"))?;
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("binding {addr}: {e}"))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
-    println!("wasm-hotswap demo: open http://{bound}/ in two windows (Ctrl-C stops)");
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let app = prepare(&args, bound.port(), shutdown)?;
+    let token = &app.token;
+    let url = format!("http://{bound}");
+    if token.created {
+        println!(
+            "wasm-hotswap demo: deploy link (shown once; the credential is kept in {}): {url}/#deploy={}",
+            token.path.display(),
+            token.reveal()
+        );
+    }
+    let url_file = args.data.join("server-url");
+    if let Err(e) = std::fs::write(&url_file, format!("{url}\n")) {
+        eprintln!("demo-app: writing {}: {e}", url_file.display());
+    }
+    let app = router(&args, app);
+    println!("wasm-hotswap demo: open {url}/ in two windows (Ctrl-C stops)");
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             stop_signal().await;
@@ -99,6 +128,20 @@ async fn run() -> Result<(), String> {
         })
         .await
         .map_err(|e| e.to_string())
+}
+
+/// Everything the server needs, from its data directory, for a server on `port`.
+fn prepare(args: &Args, port: u16, shutdown: tokio::sync::watch::Receiver<bool>) -> Result<Arc<App>, String> {
+    let log = UpdateLog::open(&args.data.join("updates.log")).map_err(|e| format!("opening the update log: {e}"))?;
+    let registry = DemoRegistry::open(&args.root.join("target/guests"), &args.data)
+        .map_err(|e| format!("preparing the registry (run `npm run build` first): {e}"))?;
+    let registry = Arc::new(registry);
+    let token = DeployToken::open(&args.data).map_err(|e| format!("preparing the deploy credential: {e}"))?;
+    eprintln!("demo-app: {} stored updates in {}", log.records().len(), log.path().display());
+    tokio::spawn(watch_registry(registry.clone(), shutdown.clone()));
+    let hub = Hub::new(log, shutdown).map_err(|e| format!("rewriting the update log: {e}"))?;
+    let gate = Arc::new(Gate::new(&args.host, port, &args.allowed_hosts, &args.allowed_origins));
+    Ok(Arc::new(App { hub: Arc::new(hub), registry, gate, token }))
 }
 
 /// Ctrl-C, or SIGTERM (what `kill` and service managers send).
@@ -124,6 +167,7 @@ fn router(args: &Args, app: Arc<App>) -> Router {
         header::CACHE_CONTROL,
         HeaderValue::from_static("no-cache"),
     );
+    let guard = axum::middleware::from_fn_with_state(app.gate.clone(), security::guard);
     Router::new()
         .route("/ws", get(websocket))
         .route("/api/config", get(config))
@@ -135,23 +179,39 @@ fn router(args: &Args, app: Arc<App>) -> Router {
         .nest_service("/pkg", ServeDir::new(args.root.join("loader/pkg")))
         .fallback_service(ServeDir::new(args.root.join("www")))
         .layer(no_cache)
+        .layer(guard)
         .with_state(app)
 }
 
-/// Notice changes of the manifest file, whoever made them.
-async fn watch_manifest(registry: Arc<DemoRegistry>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+/// Notice changes of the manifest and module files, whoever made them.
+async fn watch_registry(registry: Arc<DemoRegistry>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(registry::POLL);
     loop {
         tokio::select! {
-            _ = tick.tick() => registry.refresh(),
+            _ = tick.tick() => {
+                let registry = registry.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    registry.refresh();
+                    registry.check_modules();
+                }).await;
+            }
             _ = shutdown.changed() => return,
         }
     }
 }
 
-async fn websocket(upgrade: WebSocketUpgrade, State(app): State<Arc<App>>) -> Response {
+async fn websocket(upgrade: WebSocketUpgrade, headers: HeaderMap, State(app): State<Arc<App>>) -> Response {
+    if let Err(why) = app.gate.origin_allowed(&headers) {
+        eprintln!("demo-app: refused a WebSocket: {why}");
+        return (StatusCode::FORBIDDEN, format!("{why}\n")).into_response();
+    }
+    if !app.hub.has_room().await {
+        return (StatusCode::SERVICE_UNAVAILABLE, "too many pages connected\n").into_response();
+    }
     let hub = app.hub.clone();
-    upgrade.on_upgrade(move |socket| relay::serve(socket, hub))
+    // Frames past twice the largest change are not even buffered: the connection ends.
+    let limit = 2 * document::MAX_CHANGE_BYTES;
+    upgrade.max_message_size(limit).max_frame_size(limit).on_upgrade(move |socket| relay::serve(socket, hub))
 }
 
 /// What the page pins and where it looks: in a real app these are compiled into its bundle.
@@ -172,11 +232,25 @@ async fn config(State(app): State<Arc<App>>) -> Response {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct DeployRequest {
     version: String,
 }
 
-async fn deploy(State(app): State<Arc<App>>, Json(request): Json<DeployRequest>) -> Response {
+/// `POST /api/deploy {"version": …}` with `Authorization: Bearer <deploy token>`.
+async fn deploy(State(app): State<Arc<App>>, headers: HeaderMap, Json(request): Json<DeployRequest>) -> Response {
+    if let Err(why) = app.gate.origin_allowed(&headers) {
+        eprintln!("demo-app: refused a deploy: {why}");
+        return (StatusCode::FORBIDDEN, why).into_response();
+    }
+    if !app.token.accepts(&headers) {
+        let challenge = [(header::WWW_AUTHENTICATE, "Bearer")];
+        let why = "deploying needs the deploy credential (the link the server printed on its first start)";
+        return (StatusCode::UNAUTHORIZED, challenge, why).into_response();
+    }
+    if request.version.len() > 64 {
+        return (StatusCode::BAD_REQUEST, "a version is at most 64 characters").into_response();
+    }
     let registry = app.registry.clone();
     let result = tokio::task::spawn_blocking(move || registry.deploy(&request.version)).await;
     match result {
@@ -185,10 +259,14 @@ async fn deploy(State(app): State<Arc<App>>, Json(request): Json<DeployRequest>)
             Json(serde_json::json!({ "report": report })).into_response()
         }
         Ok(Err(e)) => {
-            let status = StatusCode::from_u16(deploy_status(&e)).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            (status, e.to_string()).into_response()
+            eprintln!("demo-app: deploy failed: {e}");
+            let (status, message) = deploy_refusal(&e);
+            (StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), message).into_response()
         }
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        Err(e) => {
+            eprintln!("demo-app: deploy task failed: {e}");
+            (StatusCode::INTERNAL_SERVER_ERROR, "the deploy failed; see the server log").into_response()
+        }
     }
 }
 
@@ -222,13 +300,20 @@ async fn events(State(app): State<Arc<App>>) -> Sse<impl Stream<Item = Result<Ev
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
-/// `/registry/modules/<sha256>.wasm`: content-addressed, so immutable and cached for a year.
-/// Served as stored: the page checks the digest, the server does not.
+/// `/registry/modules/<sha256>.wasm`: content-addressed, so immutable and cached for a year
+/// — which is why bytes that do not hash to their name are never served (the page checks
+/// the digest too, but a browser cache would keep the wrong bytes for that year).
 async fn module(UrlPath(file): UrlPath<String>, State(app): State<Arc<App>>) -> Response {
-    let Some(path) = app.registry.module_path(&file) else { return StatusCode::NOT_FOUND.into_response() };
-    match tokio::fs::read(&path).await {
-        Ok(bytes) => wasm(bytes, "public, max-age=31536000, immutable"),
-        Err(_) => StatusCode::NOT_FOUND.into_response(),
+    let registry = app.registry.clone();
+    match tokio::task::spawn_blocking(move || registry.module(&file)).await {
+        Ok(Ok(bytes)) => wasm(bytes, "public, max-age=31536000, immutable"),
+        Ok(Err(ModuleRefusal::Tampered)) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CACHE_CONTROL, "no-store")],
+            "this module's file on the server does not match its digest; it is not served until repaired",
+        )
+            .into_response(),
+        Ok(Err(ModuleRefusal::NotFound)) | Err(_) => StatusCode::NOT_FOUND.into_response(),
     }
 }
 

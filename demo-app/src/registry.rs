@@ -7,9 +7,18 @@
 //! The server serves the manifest file as it is on disk, whoever wrote it: a change (a
 //! deploy through the API, `npm run deploy`, or someone tampering with the files) is noticed
 //! within [`POLL`] and announced on the push channel.
+//!
+//! Module files are content-addressed, and the server never serves bytes that do not match
+//! their address: each file is hashed when it is served (and watched for changes, so a
+//! tampered file is reported once and a repaired one announced on the push channel, which
+//! makes pages retry it). The highest manifest version ever seen is remembered in
+//! `<data>/manifest-high-water`, so a deploy on top of a replayed (older) manifest still
+//! publishes a version every page accepts.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use hotswap_cli::registry::{self as cli, Direction};
@@ -36,7 +45,19 @@ pub struct Served {
     pub bytes: Arc<Vec<u8>>,
     /// Its ETag (quoted).
     pub etag: String,
-    stamp: (u64, Option<SystemTime>),
+    stamp: Stamp,
+}
+
+/// What identifies a version of a file cheaply: its length and modification time.
+type Stamp = (u64, Option<SystemTime>);
+
+/// Why a module is not served.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ModuleRefusal {
+    /// No such file (or not a `<sha256>.wasm` name).
+    NotFound,
+    /// The file's bytes do not hash to its name.
+    Tampered,
 }
 
 /// The registry, the demo key, and the built fallback guest.
@@ -50,6 +71,11 @@ pub struct DemoRegistry {
     served: RwLock<Option<Served>>,
     /// Announces each new manifest (its ETag) to the push channel.
     pub changes: broadcast::Sender<String>,
+    /// The highest manifest version seen or published, and where it is kept.
+    high_water: AtomicU64,
+    high_water_path: PathBuf,
+    /// Each module file's last stamp, and whether its bytes matched its name then.
+    modules: Mutex<HashMap<String, (Stamp, bool)>>,
 }
 
 /// Why the registry could not be prepared at start-up.
@@ -68,12 +94,16 @@ pub enum StartError {
     },
 }
 
-/// The HTTP status a failed deploy answers with: 404 for a release that is not listed,
-/// 500 for anything that is the server's fault.
-pub fn deploy_status(error: &CliError) -> u16 {
+/// The HTTP status and message a failed deploy answers with: 404 for a release that is
+/// not listed; 500 for anything that is the server's fault, without the server's file
+/// paths (those go to the server's log).
+pub fn deploy_refusal(error: &CliError) -> (u16, String) {
     match error {
-        CliError::Registry(RegistryError::NotListed { .. }) => 404,
-        _ => 500,
+        CliError::Registry(e @ RegistryError::NotListed { .. }) => (404, e.to_string()),
+        CliError::Untrusted { source, .. } => {
+            (500, format!("the registry's manifest on the server does not verify ({source}); see the server log"))
+        }
+        _ => (500, "the registry could not be updated; see the server log".into()),
     }
 }
 
@@ -96,6 +126,9 @@ impl DemoRegistry {
         let public_hex = std::fs::read_to_string(&public).map_err(CliError::io(public))?;
         let fallback = guests.first().map(|(_, path)| std::fs::read(path).map_err(CliError::io(path))).transpose()?;
         let (changes, _) = broadcast::channel(16);
+        let high_water_path = data.join("manifest-high-water");
+        let high_water =
+            std::fs::read_to_string(&high_water_path).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
         let registry = Self {
             dir,
             key,
@@ -106,17 +139,39 @@ impl DemoRegistry {
             }),
             served: RwLock::new(None),
             changes,
+            high_water: AtomicU64::new(high_water),
+            high_water_path,
+            modules: Mutex::default(),
         };
         registry.refresh();
+        registry.check_modules();
         Ok(registry)
     }
 
-    /// Make `version` current (a new manifest version, signed), as `hotswap promote` does.
+    /// Make `version` current (a new manifest version, signed), as `hotswap promote` does,
+    /// above every manifest version published so far. Deploys run one at a time (the
+    /// CLI's registry lock).
     pub fn deploy(&self, version: &str) -> Result<String, CliError> {
-        let report =
-            cli::set_current(&self.dir, GUEST, version, std::slice::from_ref(&self.key), EXPIRES_DAYS, Direction::Any)?;
+        let floor = self.high_water.load(Ordering::SeqCst);
+        let keys = std::slice::from_ref(&self.key);
+        let report = cli::set_current_above(&self.dir, GUEST, version, keys, EXPIRES_DAYS, Direction::Any, floor)?;
         self.refresh();
         Ok(report)
+    }
+
+    /// Remember `version` if it is the highest seen; say so once if the manifest went back.
+    fn note_version(&self, version: u64) {
+        let high = self.high_water.fetch_max(version, Ordering::SeqCst);
+        if version > high {
+            if let Err(e) = std::fs::write(&self.high_water_path, format!("{version}\n")) {
+                eprintln!("demo-app: recording the manifest version in {}: {e}", self.high_water_path.display());
+            }
+        } else if version < high {
+            eprintln!(
+                "demo-app: manifest.json is version {version}, older than version {high} already published (a replay?); pages that saw {high} refuse it, and the next deploy publishes version {}",
+                high + 1
+            );
+        }
     }
 
     /// Re-read the manifest file if it changed; announce it if so.
@@ -130,6 +185,9 @@ impl DemoRegistry {
         let Ok(bytes) = std::fs::read(&path) else { return };
         let etag = format!("\"{}\"", &cli::sha256_hex(&bytes)[..16]);
         let unchanged = self.served.read().map(|s| s.as_ref().is_some_and(|s| s.etag == etag)).unwrap_or(false);
+        if let Ok(manifest) = self.manifest_verified() {
+            self.note_version(manifest.version);
+        }
         if let Ok(mut served) = self.served.write() {
             *served = Some(Served { bytes: Arc::new(bytes), etag: etag.clone(), stamp });
         }
@@ -138,18 +196,77 @@ impl DemoRegistry {
         }
     }
 
+    /// The manifest on disk, verified with the demo key.
+    pub fn manifest_verified(&self) -> Result<hotswap_registry::Manifest, CliError> {
+        cli::manifest(&self.dir, std::slice::from_ref(&self.key))
+    }
+
     /// The manifest as last read.
     pub fn manifest(&self) -> Option<Served> {
         self.served.read().ok().and_then(|s| s.clone())
     }
 
-    /// The stored module file `<sha256>.wasm`, if the name is one.
-    pub fn module_path(&self, file: &str) -> Option<PathBuf> {
-        let sha256 = file.strip_suffix(".wasm")?;
-        let valid = sha256.len() == 64 && sha256.bytes().all(|b| b.is_ascii_hexdigit());
+    /// The bytes of module `<sha256>.wasm`, only if they hash to that name.
+    pub fn module(&self, file: &str) -> Result<Vec<u8>, ModuleRefusal> {
+        let sha256 = file.strip_suffix(".wasm").ok_or(ModuleRefusal::NotFound)?;
+        if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            return Err(ModuleRefusal::NotFound);
+        }
         let path = self.dir.join(MODULES_DIR).join(file);
-        (valid && path.exists()).then_some(path)
+        let (stamp, bytes) = read_stamped(&path).ok_or(ModuleRefusal::NotFound)?;
+        let intact = cli::sha256_hex(&bytes) == sha256;
+        self.note_module(file, stamp, intact);
+        if intact {
+            Ok(bytes)
+        } else {
+            Err(ModuleRefusal::Tampered)
+        }
     }
+
+    /// Check every module file that changed since the last look.
+    pub fn check_modules(&self) {
+        let Ok(entries) = std::fs::read_dir(self.dir.join(MODULES_DIR)) else { return };
+        for entry in entries.flatten() {
+            let Ok(file) = entry.file_name().into_string() else { continue };
+            let Some(sha256) = file.strip_suffix(".wasm") else { continue };
+            let stamp = entry.metadata().ok().map(|m| (m.len(), m.modified().ok()));
+            let known = self.modules.lock().ok().and_then(|m| m.get(&file).map(|(s, _)| *s));
+            if stamp.is_none() || stamp == known {
+                continue;
+            }
+            if let Some((stamp, bytes)) = read_stamped(&entry.path()) {
+                self.note_module(&file, stamp, cli::sha256_hex(&bytes) == sha256);
+            }
+        }
+    }
+
+    /// Record a module's state; log a change of it once, and announce a repair so that
+    /// pages which could not fetch it retry.
+    fn note_module(&self, file: &str, stamp: Stamp, intact: bool) {
+        let Ok(mut modules) = self.modules.lock() else { return };
+        let before = modules.insert(file.to_string(), (stamp, intact)).map(|(_, ok)| ok);
+        drop(modules);
+        match (before, intact) {
+            (Some(true) | None, false) => eprintln!(
+                "demo-app: {MODULES_DIR}/{file} does not match its digest: not serving it until the file is repaired"
+            ),
+            (Some(false), true) => {
+                eprintln!("demo-app: {MODULES_DIR}/{file} matches its digest again: serving it");
+                if let Some(served) = self.manifest() {
+                    let _ = self.changes.send(served.etag);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A file's stamp and bytes (the stamp taken before reading, so a change while reading
+/// shows as a new stamp next time).
+fn read_stamped(path: &Path) -> Option<(Stamp, Vec<u8>)> {
+    let meta = std::fs::metadata(path).ok()?;
+    let stamp = (meta.len(), meta.modified().ok());
+    Some((stamp, std::fs::read(path).ok()?))
 }
 
 /// `<keys>/demo.key`, created (with `hotswap keygen`'s code) if absent.

@@ -1,36 +1,65 @@
 //! The collaboration relay: one WebSocket per page.
 //!
-//! Server → page, text frames (JSON): `hello` (peer id), `synced` (after the stored
-//! history), `peers`, `ack` (an update of this page is durable). Binary frames: document
-//! updates — first the whole stored history, then every update other pages send.
+//! Server → page, text frames (JSON): `hello` (peer id and the limits below), `synced`
+//! (after the document), `peers`, and for every binary frame the page sent, in order,
+//! either `ack` (stored durably, or a duplicate the server already had) or `refused`
+//! (`code`, `message`, and `retryMs` for `RATE_LIMITED`). Binary frames: first the whole
+//! checked document (one automerge save), then every change other pages send.
 //! (Deployments do not go through here: pages follow the signed registry.)
 //!
-//! Page → server, binary frames: its own updates. Each is appended to the log and fsynced,
-//! then acknowledged to the sender and relayed to the others.
+//! Page → server, binary frames: its own changes, one automerge change each. Each is
+//! checked against the server's copy of the document ([`crate::document`]), appended to the
+//! log and fsynced, then acknowledged to the sender and relayed to the others. Refused
+//! changes are neither stored nor relayed. A connection over its rate ([`crate::limits`])
+//! gets one `RATE_LIMITED` refusal and is closed (code 1013, "try again later"); the page
+//! reconnects after `retryMs` and resends what was not acknowledged.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
-use axum::extract::ws::{Message, WebSocket};
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio::sync::{broadcast, Mutex};
 
+use crate::document::{Checked, Document, Refusal, MAX_CHANGE_BYTES, MAX_DOCUMENT_BYTES};
+use crate::limits::{RefusalLog, TokenBucket, BURST, PER_SECOND};
 use crate::store::UpdateLog;
+
+/// Pages connected at once.
+pub const MAX_PEERS: usize = 64;
+
+/// WebSocket close code 1013: try again later.
+const TRY_AGAIN_LATER: u16 = 1013;
 
 /// What goes to every page.
 #[derive(Clone, Debug)]
 pub enum Broadcast {
-    /// A document update from page `from`.
+    /// A document change from page `from`.
     Update { from: u64, bytes: Arc<Vec<u8>> },
     /// A JSON message for every page.
     Json(String),
 }
 
+/// The durable log and the document it makes, changed together under one lock.
+struct Shared {
+    log: UpdateLog,
+    doc: Document,
+}
+
+/// What became of a change a page sent.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Received {
+    /// Stored as the log's record `seq`, and relayed.
+    Stored(u64),
+    /// The server had it already.
+    Duplicate,
+}
+
 /// State shared by all connections.
 pub struct Hub {
-    /// The durable history.
-    pub log: Mutex<UpdateLog>,
+    shared: Mutex<Shared>,
     /// Fan-out to every connection.
     pub tx: broadcast::Sender<Broadcast>,
     /// Ids of the pages online.
@@ -41,10 +70,75 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// A hub over an opened log.
-    pub fn new(log: UpdateLog, shutdown: tokio::sync::watch::Receiver<bool>) -> Self {
+    /// A hub over an opened log, whose records it checks again: a change an older server
+    /// stored without checking (one that broke the document) is dropped from the log.
+    pub fn new(mut log: UpdateLog, shutdown: tokio::sync::watch::Receiver<bool>) -> std::io::Result<Self> {
+        let (doc, refused) = Document::from_changes(log.records().iter().map(Vec::as_slice));
+        if !refused.is_empty() {
+            for (i, why) in &refused {
+                eprintln!("demo-app: dropping stored update {} of {}: {why}", i + 1, log.path().display());
+            }
+            let drop: Vec<usize> = refused.iter().map(|(i, _)| *i).collect();
+            log.retain(|i| !drop.contains(&i))?;
+        }
         let (tx, _) = broadcast::channel(4096);
-        Self { log: Mutex::new(log), tx, peers: Mutex::new(Vec::new()), next_peer: AtomicU64::new(1), shutdown }
+        Ok(Self {
+            shared: Mutex::new(Shared { log, doc }),
+            tx,
+            peers: Mutex::new(Vec::new()),
+            next_peer: AtomicU64::new(1),
+            shutdown,
+        })
+    }
+
+    /// Check, store and relay one change from page `peer`.
+    pub async fn receive(&self, peer: u64, bytes: &[u8]) -> Result<Received, Refusal> {
+        let mut shared = self.shared.lock().await;
+        let Shared { log, doc } = &mut *shared;
+        let change = match doc.check(bytes)? {
+            Checked::Duplicate => return Ok(Received::Duplicate),
+            Checked::New(change) => change,
+        };
+        if let Err(refusal) = doc.apply(*change) {
+            // The document may hold the change: rebuild it from the log, which does not.
+            *doc = Document::from_changes(log.records().iter().map(Vec::as_slice)).0;
+            return Err(refusal);
+        }
+        match log.append(bytes) {
+            Ok(seq) => {
+                let _ = self.tx.send(Broadcast::Update { from: peer, bytes: Arc::new(bytes.to_vec()) });
+                Ok(Received::Stored(seq))
+            }
+            Err(e) => {
+                eprintln!("demo-app: storing an update from peer {peer}: {e}");
+                *doc = Document::from_changes(log.records().iter().map(Vec::as_slice)).0;
+                Err(Refusal::Storage)
+            }
+        }
+    }
+
+    /// The checked document, for a page that joins, and a receiver of what comes after it.
+    async fn join(&self) -> (broadcast::Receiver<Broadcast>, Vec<u8>, usize) {
+        let mut shared = self.shared.lock().await;
+        // Subscribed under the lock: nothing stored after the save is missed.
+        (self.tx.subscribe(), shared.doc.save(), shared.doc.stored_bytes())
+    }
+
+    /// The document's text.
+    #[cfg(test)]
+    pub async fn text(&self) -> String {
+        self.shared.lock().await.doc.text()
+    }
+
+    /// How many updates the log holds.
+    #[cfg(test)]
+    pub async fn stored(&self) -> usize {
+        self.shared.lock().await.log.records().len()
+    }
+
+    /// Is there room for another page?
+    pub async fn has_room(&self) -> bool {
+        self.peers.lock().await.len() < MAX_PEERS
     }
 
     async fn announce_peers(&self) {
@@ -53,20 +147,32 @@ impl Hub {
     }
 }
 
+fn refused(refusal: &Refusal) -> Message {
+    let retry_ms = match refusal {
+        Refusal::RateLimited { retry_ms, .. } => Some(*retry_ms),
+        _ => None,
+    };
+    let message =
+        json!({ "type": "refused", "code": refusal.code(), "message": refusal.to_string(), "retryMs": retry_ms });
+    Message::Text(message.to_string().into())
+}
+
 /// Serve one page until it leaves or the server shuts down.
 pub async fn serve(socket: WebSocket, hub: Arc<Hub>) {
     let peer = hub.next_peer.fetch_add(1, Ordering::Relaxed);
     let (mut sink, mut stream) = socket.split();
-    // Subscribe before copying the history: an update appended in between arrives twice,
-    // which is harmless (CRDT changes are idempotent), rather than not at all.
-    let (mut rx, history) = {
-        let log = hub.log.lock().await;
-        (hub.tx.subscribe(), log.records().to_vec())
-    };
-    let hello = json!({ "type": "hello", "peer": peer });
-    let mut greeting = vec![Message::Text(hello.to_string().into())];
-    greeting.extend(history.into_iter().map(|u| Message::Binary(u.into())));
-    greeting.push(Message::Text(json!({ "type": "synced" }).to_string().into()));
+    let (mut rx, document, stored) = hub.join().await;
+    let limits = json!({
+        "maxChangeBytes": MAX_CHANGE_BYTES,
+        "maxDocumentBytes": MAX_DOCUMENT_BYTES,
+        "burst": BURST,
+        "perSecond": PER_SECOND,
+    });
+    let greeting = [
+        Message::Text(json!({ "type": "hello", "peer": peer, "limits": limits }).to_string().into()),
+        Message::Binary(document.into()),
+        Message::Text(json!({ "type": "synced", "documentBytes": stored }).to_string().into()),
+    ];
     for message in greeting {
         if sink.send(message).await.is_err() {
             return;
@@ -75,33 +181,50 @@ pub async fn serve(socket: WebSocket, hub: Arc<Hub>) {
     hub.peers.lock().await.push(peer);
     hub.announce_peers().await;
     let mut shutdown = hub.shutdown.clone();
+    let mut bucket = TokenBucket::new(BURST, PER_SECOND, Instant::now());
+    let mut refusals = RefusalLog::default();
     loop {
         tokio::select! {
-            incoming = stream.next() => match incoming {
-                Some(Ok(Message::Binary(bytes))) => {
-                    let appended = hub.log.lock().await.append(&bytes);
-                    match appended {
-                        Ok(seq) => {
-                            let _ = hub.tx.send(Broadcast::Update { from: peer, bytes: Arc::new(bytes.to_vec()) });
-                            let ack = json!({ "type": "ack", "seq": seq }).to_string();
-                            if sink.send(Message::Text(ack.into())).await.is_err() { break; }
-                        }
-                        Err(e) => {
-                            eprintln!("demo-app: refusing an update from peer {peer}: {e}");
-                            let error = json!({ "type": "error", "message": e.to_string() }).to_string();
-                            if sink.send(Message::Text(error.into())).await.is_err() { break; }
-                        }
+            incoming = stream.next() => {
+                let bytes = match incoming {
+                    Some(Ok(Message::Binary(bytes))) => Ok(bytes),
+                    Some(Ok(Message::Text(_))) => Err(Refusal::NotBinary),
+                    Some(Ok(Message::Close(_))) | None => break,
+                    Some(Err(e)) => {
+                        // Over the frame size limit, or not WebSocket at all.
+                        if let Some(line) = refusals.record(peer, "PROTOCOL", &e.to_string()) { eprintln!("{line}"); }
+                        break;
                     }
+                    Some(Ok(_)) => continue, // ping/pong
+                };
+                let result = match bytes {
+                    Ok(bytes) => match bucket.take(Instant::now()) {
+                        Ok(()) => hub.receive(peer, &bytes).await,
+                        Err(retry_ms) => Err(Refusal::RateLimited { burst: BURST, per_second: PER_SECOND, retry_ms }),
+                    },
+                    Err(refusal) => Err(refusal),
+                };
+                let reply = match &result {
+                    Ok(Received::Stored(seq)) => Message::Text(json!({ "type": "ack", "seq": seq }).to_string().into()),
+                    Ok(Received::Duplicate) => Message::Text(json!({ "type": "ack", "duplicate": true }).to_string().into()),
+                    Err(refusal) => {
+                        if let Some(line) = refusals.record(peer, refusal.code(), &refusal.to_string()) { eprintln!("{line}"); }
+                        refused(refusal)
+                    }
+                };
+                if sink.send(reply).await.is_err() { break; }
+                if let Err(Refusal::RateLimited { .. }) = result {
+                    let close = CloseFrame { code: TRY_AGAIN_LATER, reason: "rate limited".into() };
+                    let _ = sink.send(Message::Close(Some(close))).await;
+                    break;
                 }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
-                Some(Ok(_)) => {}
             },
             outgoing = rx.recv() => {
                 let message = match outgoing {
                     Ok(Broadcast::Update { from, .. }) if from == peer => continue,
                     Ok(Broadcast::Update { bytes, .. }) => Message::Binary(bytes.to_vec().into()),
                     Ok(Broadcast::Json(text)) => Message::Text(text.into()),
-                    // Too slow to keep up: it reconnects and gets the whole history again.
+                    // Too slow to keep up: it reconnects and gets the whole document again.
                     Err(broadcast::error::RecvError::Lagged(_)) => break,
                     Err(broadcast::error::RecvError::Closed) => break,
                 };
@@ -112,6 +235,9 @@ pub async fn serve(socket: WebSocket, hub: Arc<Hub>) {
                 break;
             }
         }
+    }
+    if let Some(line) = refusals.summary(peer) {
+        eprintln!("{line}");
     }
     hub.peers.lock().await.retain(|p| *p != peer);
     hub.announce_peers().await;

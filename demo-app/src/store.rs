@@ -9,8 +9,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-/// Largest update accepted (a keystroke's change is ~100 bytes; a paste can be large).
-pub const MAX_UPDATE: usize = 4 << 20;
+/// Largest update stored: what the relay accepts (a keystroke's change is ~100 bytes).
+pub const MAX_UPDATE: usize = crate::document::MAX_CHANGE_BYTES;
 
 /// The log, with every record also held in memory for pages that join late.
 pub struct UpdateLog {
@@ -57,6 +57,28 @@ impl UpdateLog {
         self.file.sync_data()?;
         self.records.push(update.to_vec());
         Ok(self.records.len() as u64)
+    }
+
+    /// Keep only the records whose index `keep` accepts: the log is rewritten to a new file
+    /// that replaces it atomically (a crash leaves the old log or the new one, whole).
+    pub fn retain(&mut self, keep: impl Fn(usize) -> bool) -> io::Result<()> {
+        let records: Vec<Vec<u8>> = std::mem::take(&mut self.records)
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| keep(*i))
+            .map(|(_, r)| r)
+            .collect();
+        let tmp = self.path.with_extension("log.tmp");
+        let mut file = File::create(&tmp)?;
+        for record in &records {
+            file.write_all(&(record.len() as u32).to_le_bytes())?;
+            file.write_all(record)?;
+        }
+        file.sync_all()?;
+        std::fs::rename(&tmp, &self.path)?;
+        self.file = OpenOptions::new().append(true).open(&self.path)?;
+        self.records = records;
+        Ok(())
     }
 
     /// Every update so far, oldest first.
@@ -116,6 +138,20 @@ mod tests {
         log.append(b"next").unwrap();
         drop(log);
         assert_eq!(UpdateLog::open(&path).unwrap().records(), [b"kept".to_vec(), b"next".to_vec()]);
+    }
+
+    #[test]
+    fn retaining_rewrites_the_log_without_the_dropped_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("updates.log");
+        let mut log = UpdateLog::open(&path).unwrap();
+        for r in [b"a", b"b", b"c"] {
+            log.append(r).unwrap();
+        }
+        log.retain(|i| i != 1).unwrap();
+        log.append(b"d").unwrap();
+        drop(log);
+        assert_eq!(UpdateLog::open(&path).unwrap().records(), [b"a".to_vec(), b"c".to_vec(), b"d".to_vec()]);
     }
 
     #[test]

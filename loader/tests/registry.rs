@@ -493,6 +493,91 @@ async fn a_release_rolled_back_after_a_trap_is_skipped_but_releases_promoted_aga
 }
 
 #[wasm_bindgen_test]
+async fn a_digest_refused_for_wrong_bytes_is_tried_again_once_a_later_manifest_names_it_again() {
+    let registry = Registry::new("refused-again");
+    let v1 = counter_v1().await;
+    registry.publish(&manifest(1, 3600, "1.0.0", vec![("1.0.0", v1.clone())]), &[&key(1)]).await;
+    let w = watch(&registry, "{}").await;
+    let flipped = release("wat-counter", "/flipped/wat-counter.wasm", 1, &[]).await;
+    registry
+        .publish(&manifest(2, 3600, "1.0.2", vec![("1.0.0", v1.clone()), ("1.0.2", flipped.clone())]), &[&key(1)])
+        .await;
+    w.assert_check_refused("HASH_MISMATCH").await;
+    let (action, _, reason) = w.checked().await;
+    assert_eq!((action.as_str(), reason.as_str()), ("skipped", "failed-here"), "not retried under the same manifest");
+    // The module is repaired where it is served, and the publisher names 1.0.2 again.
+    let repaired = Release { url: format!("{}/guests/wat-counter.wasm", server()), ..flipped };
+    registry.publish(&manifest(3, 3600, "1.0.2", vec![("1.0.0", v1), ("1.0.2", repaired)]), &[&key(1)]).await;
+    assert_eq!(w.checked().await.0, "swapped");
+    assert_eq!(w.version(), "1.0.2");
+}
+
+/// A manifest for the demo's `editor` guest.
+fn editor_manifest(version: u64, current: &str, releases: Vec<(&str, Release)>) -> Manifest {
+    let mut m = manifest(version, 3600, current, releases);
+    let releases = m.guests.remove("counter").unwrap();
+    m.guests.insert("editor".into(), releases);
+    m
+}
+
+/// `call("edit", …)`: insert `text` at the start; the change made.
+fn edit(w: &Watched, text: &str) -> Result<JsValue, JsValue> {
+    let request = format!(r#"{{"pos":0,"del":0,"ins":{text:?}}}"#);
+    w.hot_swap().call("call", &["edit".into(), js_sys::Uint8Array::from(request.as_bytes()).into()])
+}
+
+fn text(w: &Watched) -> String {
+    w.hot_swap().call("callString", &["text".into(), "".into()]).unwrap().as_string().unwrap()
+}
+
+#[wasm_bindgen_test]
+async fn a_page_whose_first_release_fails_runs_the_bundled_or_last_good_release_and_loses_no_edit() {
+    let good = release("editor-2.0.0", "/guests/editor-2.0.0.wasm", 2, &[1]).await;
+    let broken = release("editor-2.1.0", "/guests/editor-2.1.0.wasm", 2, &[1]).await;
+    let listed =
+        |version, current| editor_manifest(version, current, vec![("2.0.0", good.clone()), ("2.1.0", broken.clone())]);
+    let options = format!(
+        r#"{{"guest":"editor","autoRollbackCalls":3,"fallback":{{"url":"{}/guests/editor-1.0.0.wasm","sha256":"{}"}}}}"#,
+        server(),
+        digest_of("editor-1.0.0").await.to_hex()
+    );
+    let registry = Registry::new("first-fails");
+    registry.publish(&listed(1, "2.1.0"), &[&key(1)]).await;
+
+    // Nothing has run fine on this origin yet: the page starts on its bundled editor and
+    // takes 2.1.0 on probation; its first edit traps and rolls back, and the edit is made.
+    let w = watch(&registry, &options).await;
+    assert_eq!((w.version(), field(&w.hot_swap().get("previous"), "version")), ("2.1.0".into(), "1.0.0".into()));
+    let trap = edit(&w, "a").expect_err("2.1.0 traps on every edit");
+    assert_eq!(Reflect::get(&trap, &"rolledBack".into()).unwrap(), JsValue::TRUE, "{}", message_of(&trap));
+    assert_eq!(w.version(), "1.0.0");
+    edit(&w, "a").expect("the bundled editor takes the edit");
+    assert_eq!(text(&w), "a");
+    let (action, running, reason) = w.checked().await;
+    assert_eq!((action.as_str(), running.as_str(), reason.as_str()), ("skipped", "1.0.0", "failed-here"));
+    drop(w);
+
+    // 2.0.0 runs fine here: past its probation, it is this origin's last good release.
+    registry.publish(&listed(2, "2.0.0"), &[&key(1)]).await;
+    let w = watch(&registry, &options).await;
+    assert_eq!(w.version(), "2.0.0");
+    for _ in 0..4 {
+        text(&w);
+    }
+    sleep_ms(50).await;
+    drop(w);
+
+    // A page opened once 2.1.0 is current again starts on 2.0.0 and falls back to it.
+    registry.publish(&listed(3, "2.1.0"), &[&key(1)]).await;
+    let w = watch(&registry, &options).await;
+    assert_eq!((w.version(), field(&w.hot_swap().get("previous"), "version")), ("2.1.0".into(), "2.0.0".into()));
+    assert!(edit(&w, "b").is_err());
+    assert_eq!(w.version(), "2.0.0");
+    edit(&w, "b").expect("2.0.0 takes the edit");
+    assert_eq!(text(&w), "b");
+}
+
+#[wasm_bindgen_test]
 async fn a_manifest_that_is_not_an_envelope_is_refused_as_invalid() {
     let registry = Registry::new("garbage");
     registry.put("manifest.json", b"<html>maintenance</html>").await;

@@ -3,6 +3,7 @@ import { chromium } from 'playwright-core';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
+/** Chromium; `extraArgs` add to the usual flags (e.g. `--host-resolver-rules=…`). */
 export function launch(extraArgs = []) {
   return chromium.launch({
     executablePath: CHROMIUM,

@@ -1,25 +1,36 @@
 // Starts the real demo server (target/release/demo-app) on a free loopback port with its
-// own data directory, and stops it with SIGINT (its clean shutdown path).
+// own data directory, and stops it with SIGINT (its clean shutdown path). The deploy
+// credential is the one the server created in that directory.
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-export function startDemo({ data, port = 0 }) {
-  const child = spawn(join(root, 'target/release/demo-app'), ['--port', String(port), '--data', data, '--root', root], { stdio: ['ignore', 'pipe', 'pipe'] });
+export function startDemo({ data, port = 0, args = [] }) {
+  const child = spawn(join(root, 'target/release/demo-app'), ['--port', String(port), '--data', data, '--root', root, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
+  let out = '';
   child.stderr.on('data', (d) => { log += d; });
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`demo-app did not start: ${log}`)), 15000);
     child.stdout.on('data', (d) => {
-      const found = /open (http:\/\/127\.0\.0\.1:\d+)\//.exec(String(d));
+      out += d;
+      const found = /open (http:\/\/127\.0\.0\.1:\d+)\//.exec(out);
       if (!found) return;
       clearTimeout(timer);
+      child.stdout.removeAllListeners('data');
       resolve({
         url: found[1],
+        token: readFileSync(join(data, 'deploy-token'), 'utf8').trim(),
+        printed: out,
         log: () => log,
-        stop: (signal = 'SIGINT') => new Promise((done) => { child.once('exit', (code) => done(code)); child.kill(signal); }),
+        stop: (signal = 'SIGINT') => new Promise((done) => {
+          if (child.exitCode !== null || child.signalCode !== null) return done(child.exitCode);
+          child.once('exit', (code) => done(code));
+          child.kill(signal);
+        }),
       });
     });
     child.once('exit', (code) => reject(new Error(`demo-app exited (${code}): ${log}`)));
@@ -37,8 +48,13 @@ export function deployWithCli(data, version) {
   });
 }
 
-/** POST /api/deploy, as the page's deploy buttons do. */
-export async function deploy(url, version) {
-  const response = await fetch(`${url}/api/deploy`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ version }) });
+/** POST /api/deploy with the server's deploy credential, as the page's deploy buttons do. */
+export async function deploy(server, version) {
+  const response = await fetch(`${server.url}/api/deploy`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${server.token}` },
+    body: JSON.stringify({ version }),
+  });
   if (!response.ok) throw new Error(`deploy ${version}: HTTP ${response.status} ${await response.text()}`);
+  return (await response.json()).report;
 }

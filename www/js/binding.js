@@ -2,7 +2,7 @@
 // can be deferred), remote edits (with the caret and selection moved along), undo/redo, and
 // recovery when the running version traps after its probation.
 
-import { $, toast } from './ui.js';
+import { $, toast, notice } from './ui.js';
 import { splice, applySplice, isEmpty } from './diff.js';
 import { record, take, transform } from './undo.js';
 
@@ -12,6 +12,8 @@ export function createBinding(session, guest, { send, scheduleView }) {
   function localEdit(edit) {
     const change = guest.json('edit', edit);
     session.shown = applySplice(session.shown, edit);
+    session.documentBytes = (session.documentBytes ?? 0) + change.length;
+    notice('edit', null);
     send(change);
   }
 
@@ -21,17 +23,36 @@ export function createBinding(session, guest, { send, scheduleView }) {
     const edit = splice(session.shown, text.value);
     if (isEmpty(edit)) return;
     const removed = session.shown.slice(edit.pos, edit.pos + edit.del);
+    const tooLarge = oversize(edit);
+    if (tooLarge) return refuse(edit, tooLarge);
     try {
       localEdit(edit);
       record(session.history, { pos: edit.pos, removed, inserted: edit.ins });
     } catch (error) {
       if (error.code === 'GUEST_TRAP') return recover(error);
-      toast(`Edit refused: ${error.code ?? ''} ${error.message}`, 'error');
-      const caret = text.selectionStart - edit.ins.length + edit.del;
-      text.value = session.shown;
-      text.setSelectionRange(caret, caret);
+      refuse(edit, `${error.code ?? ''} ${error.message}`);
     }
     scheduleView();
+  }
+
+  /** Why the server would refuse this edit's change, before the guest makes it. */
+  function oversize(edit) {
+    const limit = session.limits?.maxChangeBytes;
+    if (!limit) return null;
+    const bytes = new TextEncoder().encode(edit.ins).length;
+    // A change carries the text plus ~100 bytes of metadata and operations.
+    if (bytes + 1024 > limit) return `this paste is ${Math.ceil(bytes / 1024)} KiB; the server takes changes up to ${Math.floor(limit / 1024)} KiB`;
+    if (session.documentBytes + bytes + 1024 > session.limits.maxDocumentBytes) return `the document is full (the server keeps at most ${Math.floor(session.limits.maxDocumentBytes / 1048576)} MiB)`;
+    return null;
+  }
+
+  /** Put the text back as the guest has it, caret where the edit was. */
+  function refuse(edit, why) {
+    toast(`Edit refused: ${why}`, 'error');
+    notice('edit', `Your last edit was not applied: ${why}.`);
+    const caret = Math.max(0, text.selectionStart - edit.ins.length + edit.del);
+    text.value = session.shown;
+    text.setSelectionRange(caret, caret);
   }
 
   /**

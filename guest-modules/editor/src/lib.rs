@@ -285,16 +285,7 @@ pub fn view(editor: &Editor) -> Result<String, String> {
     #[cfg(feature = "v1_1")]
     {
         let text = editor.text()?;
-        let mut html = String::new();
-        // Raw HTML in the text is shown as text: it comes from other peers.
-        let events = pulldown_cmark::Parser::new(&text).map(|event| match event {
-            pulldown_cmark::Event::Html(raw) | pulldown_cmark::Event::InlineHtml(raw) => {
-                pulldown_cmark::Event::Text(raw)
-            }
-            other => other,
-        });
-        pulldown_cmark::html::push_html(&mut html, events);
-        view.html = Some(html);
+        view.html = Some(preview::render(&text));
         view.words = Some(text.split_whitespace().count());
         view.chars = Some(text.chars().count());
     }
@@ -346,4 +337,127 @@ fn attribution(editor: &Editor) -> Result<Vec<Authored>, String> {
         }
     }
     Ok(counts.into_iter().map(|(name, chars)| Authored { name, chars }).collect())
+}
+
+/// The Markdown preview. The text comes from every peer, so its HTML is built from an
+/// allow-list: raw HTML is shown as text; links keep their target only for `http`, `https`,
+/// `mailto` and relative URLs (anything else — `javascript:`, `data:`, `vbscript:`, however
+/// spelled or entity-encoded — leaves the link text alone); images load only from this
+/// origin (relative paths) or inline `data:image/…`, others show their alt text. Everything
+/// else pulldown-cmark emits (paragraphs, emphasis, lists, code, headings, quotes) has no
+/// attributes and escapes its text. The page's Content-Security-Policy is a second wall.
+#[cfg(feature = "v1_1")]
+mod preview {
+    use pulldown_cmark::{Event, Parser, Tag, TagEnd};
+
+    /// `text` as safe HTML.
+    pub fn render(text: &str) -> String {
+        let mut dropped: Vec<bool> = Vec::new();
+        let events = Parser::new(text).filter_map(|event| match event {
+            Event::Html(raw) | Event::InlineHtml(raw) => Some(Event::Text(raw)),
+            Event::Start(Tag::Link { ref dest_url, .. }) => {
+                let keep = safe_link(dest_url);
+                dropped.push(!keep);
+                keep.then_some(event)
+            }
+            Event::Start(Tag::Image { ref dest_url, .. }) => {
+                let keep = safe_image(dest_url);
+                dropped.push(!keep);
+                keep.then_some(event)
+            }
+            Event::End(TagEnd::Link | TagEnd::Image) => (!dropped.pop().unwrap_or(false)).then_some(event),
+            other => Some(other),
+        });
+        let mut html = String::new();
+        pulldown_cmark::html::push_html(&mut html, events);
+        html
+    }
+
+    /// The scheme a browser would read in `url` (lower case), if it has one: browsers
+    /// ignore ASCII tabs and newlines anywhere and leading control characters and spaces.
+    fn scheme(url: &str) -> Option<String> {
+        let cleaned: String =
+            url.trim_start_matches(|c: char| c <= ' ').chars().filter(|c| !matches!(c, '\t' | '\n' | '\r')).collect();
+        let end = cleaned.find([':', '/', '?', '#', '\\'])?;
+        (cleaned[end..].starts_with(':')).then(|| cleaned[..end].to_ascii_lowercase())
+    }
+
+    fn safe_link(url: &str) -> bool {
+        match scheme(url) {
+            Some(scheme) => matches!(scheme.as_str(), "http" | "https" | "mailto"),
+            None => true,
+        }
+    }
+
+    fn safe_image(url: &str) -> bool {
+        let trimmed = url.trim_start_matches(|c: char| c <= ' ');
+        match scheme(url) {
+            Some(scheme) => scheme == "data" && trimmed[5..].trim_start().to_ascii_lowercase().starts_with("image/"),
+            // Relative to this origin, but not `//host/…` (or `\\host`, which browsers read alike).
+            None => {
+                let head: String = trimmed.chars().filter(|c| !matches!(c, '\t' | '\n' | '\r')).take(2).collect();
+                !(head.starts_with("//") || head.starts_with("\\\\") || head == "/\\" || head == "\\/")
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::render;
+
+        #[test]
+        fn script_urls_lose_their_link_however_they_are_spelled() {
+            for payload in [
+                "[x](javascript:alert(1))",
+                "[x](JaVaScRiPt:alert(1))",
+                "[x]( javascript:alert(1))",
+                "[x](&#106;avascript:alert(1))",
+                "[x](java&#9;script:alert(1))",
+                "[x](vbscript:msgbox(1))",
+                "[x](data:text/html,<script>alert(1)</script>)",
+                "<javascript:alert(1)>",
+                "[x][r]\n\n[r]: javascript:alert(1)",
+            ] {
+                let html = render(payload);
+                assert!(!html.contains("<a"), "{payload} -> {html}");
+                assert!(!html.to_ascii_lowercase().contains("href"), "{payload} -> {html}");
+            }
+        }
+
+        #[test]
+        fn ordinary_links_stay() {
+            assert_eq!(
+                render("[w](https://example.org/a?b=1)"),
+                "<p><a href=\"https://example.org/a?b=1\">w</a></p>\n"
+            );
+            assert!(render("[m](mailto:a@b.c)").contains("href=\"mailto:a@b.c\""));
+            assert!(render("[r](/docs#x)").contains("href=\"/docs#x\""));
+            assert!(render("<https://example.org>").contains("href=\"https://example.org\""));
+        }
+
+        #[test]
+        fn remote_images_show_their_alt_text_and_local_ones_load() {
+            for remote in [
+                "![cat](https://evil.example/t.png)",
+                "![cat](//evil.example/t.png)",
+                r"![cat](\\\\evil.example/t.png)",
+                "![cat](javascript:alert(1))",
+            ] {
+                let html = render(remote);
+                assert!(!html.contains("<img"), "{remote} -> {html}");
+                assert!(html.contains("cat"), "{remote} -> {html}");
+            }
+            assert!(render("![i](/logo.png)").contains("<img src=\"/logo.png\""));
+            assert!(render("![i](data:image/png;base64,AAAA)").contains("<img src=\"data:image/png;base64,AAAA\""));
+        }
+
+        #[test]
+        fn raw_html_and_attribute_breakouts_are_text() {
+            let html = render(
+                "<img src=x onerror=alert(1)> <script>alert(1)</script>\n\n[t](/ \"a\\\" onmouseover=alert(1)\")",
+            );
+            assert!(!html.contains("<img") && !html.contains("<script"), "{html}");
+            assert!(!html.contains("\" onmouseover"), "{html}");
+        }
+    }
 }

@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 
-use hotswap_registry::Release;
+use hotswap_registry::{GuestReleases, Release};
 use semver::Version;
 
 use crate::js::js_enum;
@@ -79,6 +79,24 @@ pub(crate) fn decide(
     } else {
         Decision::Skip(SkipReason::NoMigration)
     }
+}
+
+/// Where a page starts when the current release has not run fine here yet: the newest
+/// listed release other than `current_sha256` whose digest did (`good`, newest last). The
+/// current release is then swapped in on probation, so a release that fails at once rolls
+/// back to this one instead of leaving the page with nothing to go back to.
+pub(crate) fn last_good<'m>(
+    releases: &'m GuestReleases,
+    current_sha256: &str,
+    good: &[String],
+) -> Option<(&'m str, &'m Release)> {
+    releases
+        .versions
+        .iter()
+        .filter(|(_, r)| r.sha256 != current_sha256 && good.contains(&r.sha256))
+        .filter_map(|(v, r)| Some((Version::parse(v).ok()?, v.as_str(), r)))
+        .max_by(|a, b| a.0.cmp(&b.0))
+        .map(|(_, v, r)| (v, r))
 }
 
 /// The part of a version whose change is breaking: (major) from 1.0, (0, minor) below,
@@ -159,6 +177,21 @@ mod tests {
         let r = running("0.3.1", 1, &[]);
         assert_eq!(decide_default(&r, "0.3.9", &release("bb", 2, &[])), Decision::Update);
         assert_eq!(decide_default(&r, "0.4.0", &release("bb", 2, &[])), Decision::Skip(SkipReason::NoMigration));
+    }
+
+    #[test]
+    fn the_last_good_release_is_the_newest_listed_one_that_ran_fine_here() {
+        let versions = [("1.0.0", "aa"), ("1.1.0", "bb"), ("2.0.0", "cc"), ("2.1.0", "dd")]
+            .into_iter()
+            .map(|(v, d)| (v.to_string(), release(d, 1, &[])))
+            .collect();
+        let listed = GuestReleases { current: "2.1.0".into(), versions };
+        let good = |ds: &[&str]| ds.iter().map(|d| d.repeat(32)).collect::<Vec<_>>();
+        let current = "dd".repeat(32);
+        assert_eq!(last_good(&listed, &current, &good(&["bb", "aa"])).map(|(v, _)| v), Some("1.1.0"));
+        assert_eq!(last_good(&listed, &current, &good(&["cc", "dd", "aa"])).map(|(v, _)| v), Some("2.0.0"));
+        assert_eq!(last_good(&listed, &current, &good(&["dd", "ee"])), None, "the current one itself does not count");
+        assert_eq!(last_good(&listed, &current, &[]), None);
     }
 
     #[test]

@@ -4,9 +4,16 @@
 //! polling with `If-None-Match`, backing off after errors. Each check runs the trust stage,
 //! then the update policy, then an ordinary queued swap with the listed digest and size as
 //! the module's hash and byte cap.
+//!
+//! A release that has not yet run fine on this origin is never the first version a page
+//! loads: the page starts on the last good listed release (or the app's fallback) and swaps
+//! to it, so if it fails at once it is on probation and rolls back, and a later trap still
+//! has a version to go back to. Releases that passed probation are remembered per manifest
+//! URL in `localStorage`. A release that failed here is skipped until a later manifest names
+//! it as current again; if its bytes were wrong, it is then fetched past the browser cache.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::rc::{Rc, Weak};
 
 use hotswap_registry::{Manifest, Release};
@@ -17,7 +24,7 @@ use web_sys::EventSource;
 
 use super::events::{CheckAction, ListedRelease, RegistryView, UpdateCheck, WatchEvent};
 use super::options::WatchConfig;
-use super::policy::{decide, Decision, SkipReason};
+use super::policy::{decide, last_good, Decision, SkipReason};
 use super::trust::{fetch_manifest, unix_now, verify_manifest, Fetched, SeenVersion};
 use crate::digest::Digest;
 use crate::error::{js_message, LoaderError};
@@ -34,13 +41,16 @@ const POLL_FACTOR_WHILE_PUSHED: f64 = 10.0;
 struct WatchState {
     etag: Option<String>,
     manifest: Option<Manifest>,
-    /// Digests that failed here or were rolled back from: never tried again.
-    failed: HashSet<String>,
+    /// Digests that failed here or were rolled back from, with the manifest version then:
+    /// not tried again until a later manifest names them as current again.
+    failed: HashMap<String, u64>,
+    /// Digests whose bytes arrived wrong: fetched past the HTTP cache when tried again.
+    refetch: HashSet<String>,
     /// The digest this watcher last swapped to; if something else runs at the next check,
     /// it was rolled back (a trap, or the app), and counts as failed.
     swapped_to: Option<String>,
-    /// (digest, reason) already announced by an `update-skipped` event.
-    skipped: HashSet<(String, &'static str)>,
+    /// (digest, reason, manifest version) already announced by an `update-skipped` event.
+    skipped: HashSet<(String, &'static str, u64)>,
     failures: u32,
     using_fallback: bool,
 }
@@ -64,6 +74,47 @@ pub(crate) struct Watcher {
     wake: RefCell<Option<Function>>,
     push: RefCell<Option<Push>>,
     push_open: Cell<bool>,
+    good: GoodReleases,
+    /// The slot listener that records releases passing probation.
+    listener: RefCell<Option<Listener>>,
+}
+
+/// A slot event listener: its id, and the closure the slot calls (dropped after `off`).
+type Listener = (u32, Closure<dyn FnMut(JsValue)>);
+
+/// The digests of releases that passed probation on this origin, per manifest URL, kept in
+/// `localStorage` (newest last, at most [`GoodReleases::KEEP`]).
+#[derive(Debug)]
+struct GoodReleases {
+    key: String,
+}
+
+impl GoodReleases {
+    const KEEP: usize = 16;
+
+    fn new(manifest_url: &str) -> Self {
+        Self { key: format!("wasm-hotswap:good:{manifest_url}") }
+    }
+
+    fn storage() -> Option<web_sys::Storage> {
+        Reflect::get(&js_sys::global(), &"localStorage".into()).ok()?.dyn_into().ok()
+    }
+
+    fn get(&self) -> Vec<String> {
+        let stored = Self::storage().and_then(|s| s.get_item(&self.key).ok().flatten()).unwrap_or_default();
+        stored.split(',').filter(|d| Digest::from_hex(d).is_some()).map(str::to_string).collect()
+    }
+
+    fn add(&self, sha256: &str) {
+        let mut good = self.get();
+        good.retain(|d| d != sha256);
+        good.push(sha256.to_string());
+        let start = good.len().saturating_sub(Self::KEEP);
+        if let Some(storage) = Self::storage() {
+            // Storage full or denied: the page only loses the faster start.
+            let _ = storage.set_item(&self.key, &good[start..].join(","));
+        }
+    }
 }
 
 impl Watcher {
@@ -71,6 +122,8 @@ impl Watcher {
     pub(crate) async fn start(slot: Rc<Slot>, options: WatchConfig) -> Result<Rc<Watcher>, LoaderError> {
         let watcher = Rc::new(Watcher {
             seen: SeenVersion::new(&options.manifest_url),
+            good: GoodReleases::new(&options.manifest_url),
+            listener: RefCell::default(),
             slot,
             options,
             state: RefCell::default(),
@@ -80,8 +133,12 @@ impl Watcher {
             push: RefCell::default(),
             push_open: Cell::new(false),
         });
+        watcher.listen();
         if let Err(e) = watcher.load_listed().await {
-            watcher.load_fallback(e).await?;
+            if let Err(e) = watcher.load_fallback(e).await {
+                watcher.stop();
+                return Err(e);
+            }
         }
         watcher.open_push();
         spawn_local(watcher.clone().run());
@@ -91,9 +148,60 @@ impl Watcher {
     async fn load_listed(&self) -> Result<(), LoaderError> {
         let _turn = self.turns.enter().await;
         let manifest = self.refresh().await?;
-        let (_, release) = manifest.release(&self.options.guest, None)?;
-        self.slot.load_first(self.source_of(release)?).await?;
+        let (listed, release) = manifest.release(&self.options.guest, None)?;
+        let current = self.source_of(release)?;
+        if let Some((base, is_fallback)) = self.base_for(&manifest, release) {
+            if self.slot.load_first(base).await.is_ok() {
+                self.state.borrow_mut().using_fallback = is_fallback;
+                let running = self.slot.current()?;
+                match decide(&running, listed, release, &HashSet::new(), self.options.major) {
+                    // A failure is reported by the slot's error event and marks the release
+                    // failed; the page keeps running the base.
+                    Decision::Update => drop(self.swap_to(release, manifest.version).await),
+                    Decision::Skip(reason) => self.announce_skip(listed, &release.sha256, reason, manifest.version),
+                    Decision::UpToDate => {}
+                }
+                return Ok(());
+            }
+        }
+        self.slot.load_first(current).await?;
         Ok(())
+    }
+
+    /// What to load before `current`, unless it has run fine here already: the last good
+    /// listed release, or else the fallback (`true`).
+    fn base_for(&self, manifest: &Manifest, current: &Release) -> Option<(ModuleSource, bool)> {
+        let good = self.good.get();
+        if good.contains(&current.sha256) {
+            return None;
+        }
+        let releases = manifest.guests.get(&self.options.guest)?;
+        if let Some((_, release)) = last_good(releases, &current.sha256, &good) {
+            return self.source_of(release).ok().map(|source| (source, false));
+        }
+        let fallback = self.options.fallback.as_ref()?;
+        (fallback.sha256.to_hex() != current.sha256).then(|| (fallback.clone(), true))
+    }
+
+    /// Record releases that pass probation (after the call that passed it returns).
+    fn listen(self: &Rc<Self>) {
+        let me = Rc::downgrade(self);
+        let closure = Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
+            let kind = Reflect::get(&event, &"type".into()).ok().and_then(|t| t.as_string());
+            if kind.as_deref() != Some("probation-passed") {
+                return;
+            }
+            let me = me.clone();
+            spawn_local(async move {
+                if let Some(watcher) = me.upgrade() {
+                    if let (false, Ok(running)) = (watcher.slot.on_probation(), watcher.slot.current()) {
+                        watcher.good.add(&running.sha256);
+                    }
+                }
+            });
+        });
+        let id = self.slot.on(closure.as_ref().unchecked_ref::<Function>().clone());
+        *self.listener.borrow_mut() = Some((id, closure));
     }
 
     async fn load_fallback(&self, why: LoaderError) -> Result<(), LoaderError> {
@@ -122,8 +230,14 @@ impl Watcher {
         let (listed, release) =
             manifest.release(&self.options.guest, None).inspect_err(|e| self.report(&e.clone().into()))?;
         let running = self.slot.current()?;
-        self.note_rollback(&running);
-        let decision = decide(&running, listed, release, &self.state.borrow().failed, self.options.major);
+        self.note_rollback(&running, manifest.version);
+        let failed: HashSet<String> = {
+            let mut state = self.state.borrow_mut();
+            // A failure holds until a later manifest names the release as current again.
+            state.failed.retain(|_, at| *at >= manifest.version);
+            state.failed.keys().cloned().collect()
+        };
+        let decision = decide(&running, listed, release, &failed, self.options.major);
         let outcome = |action, reason: Option<SkipReason>, running: &VersionInfo| UpdateCheck {
             manifest_version: manifest.version,
             listed: listed.to_string(),
@@ -134,20 +248,28 @@ impl Watcher {
         match decision {
             Decision::UpToDate => Ok(outcome(CheckAction::UpToDate, None, &running)),
             Decision::Skip(reason) => {
-                self.announce_skip(listed, &release.sha256, reason);
+                self.announce_skip(listed, &release.sha256, reason, manifest.version);
                 Ok(outcome(CheckAction::Skipped, Some(reason), &running))
             }
             Decision::Update => {
-                let info = self.swap_to(release).await?;
+                let info = self.swap_to(release, manifest.version).await?;
                 Ok(outcome(CheckAction::Swapped, None, &info))
             }
         }
     }
 
-    /// Swap to a listed release. A failure marks it failed, unless it was the network's
-    /// (then the next check tries again).
-    async fn swap_to(&self, release: &Release) -> Result<VersionInfo, LoaderError> {
-        let result = self.slot.swap(self.source_of(release)?).await;
+    /// Swap to a listed release (named current by manifest `manifest_version`). A failure
+    /// marks it failed, unless it was the network's (then the next check tries again).
+    async fn swap_to(&self, release: &Release, manifest_version: u64) -> Result<VersionInfo, LoaderError> {
+        let mut source = self.source_of(release)?;
+        if self.state.borrow_mut().refetch.remove(&release.sha256) {
+            if let Origin::Url(url) = &mut source.origin {
+                // Another URL for the same bytes: the HTTP cache cannot answer with the bad ones.
+                let separator = if url.contains('?') { '&' } else { '?' };
+                url.push_str(&format!("{separator}refetch={manifest_version}"));
+            }
+        }
+        let result = self.slot.swap(source).await;
         let mut state = self.state.borrow_mut();
         match &result {
             Ok(_) => {
@@ -157,18 +279,21 @@ impl Watcher {
             Err(
                 LoaderError::FetchFailed { .. } | LoaderError::HttpStatus { .. } | LoaderError::BodyIncomplete { .. },
             ) => {}
-            Err(_) => {
-                state.failed.insert(release.sha256.clone());
+            Err(e) => {
+                if matches!(e.code(), "HASH_MISMATCH" | "MODULE_TOO_LARGE" | "NOT_WASM" | "COMPILE_FAILED") {
+                    state.refetch.insert(release.sha256.clone());
+                }
+                state.failed.insert(release.sha256.clone(), manifest_version);
             }
         }
         result
     }
 
     /// If the version last swapped to no longer runs, it was rolled back from.
-    fn note_rollback(&self, running: &VersionInfo) {
+    fn note_rollback(&self, running: &VersionInfo, manifest_version: u64) {
         let mut state = self.state.borrow_mut();
         if let Some(left) = state.swapped_to.take_if(|s| *s != running.sha256) {
-            state.failed.insert(left);
+            state.failed.insert(left, manifest_version);
         }
     }
 
@@ -220,8 +345,8 @@ impl Watcher {
         Ok(ModuleSource { origin: Origin::Url(url.href()), sha256, listed_size: Some(release.size) })
     }
 
-    fn announce_skip(&self, version: &str, sha256: &str, reason: SkipReason) {
-        if !self.state.borrow_mut().skipped.insert((sha256.to_string(), reason.as_str())) {
+    fn announce_skip(&self, version: &str, sha256: &str, reason: SkipReason, manifest_version: u64) {
+        if !self.state.borrow_mut().skipped.insert((sha256.to_string(), reason.as_str(), manifest_version)) {
             return;
         }
         self.slot.emit(&WatchEvent::UpdateSkipped { version: version.to_string(), reason });
@@ -287,6 +412,10 @@ impl Watcher {
     /// Stop watching: no more checks, the push channel closed. The slot keeps running.
     pub(crate) fn stop(&self) {
         self.stopped.set(true);
+        if let Some((id, closure)) = self.listener.borrow_mut().take() {
+            self.slot.off(id);
+            drop(closure);
+        }
         if let Some(push) = self.push.borrow_mut().take() {
             push.source.close();
         }
