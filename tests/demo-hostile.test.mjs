@@ -136,7 +136,8 @@ test('a hostile relay client can neither break, flood nor bloat the document; ea
   cleanups.push(() => again.stop());
   const c = await openEditor(browser, 'Cy', again.url);
   await c.page.waitForFunction((t) => document.querySelector('#text').value === t, expected);
-  for (const p of [a, b, c]) assert.deepEqual(p.problems.filter((m) => !/WebSocket|ERR_CONNECTION_REFUSED/.test(m)), []);
+  // The restart cuts whatever the pages had in flight (refused or reset): not a problem.
+  for (const p of [a, b, c]) assert.deepEqual(p.problems.filter((m) => !/WebSocket|ERR_CONNECTION_REFUSED|ERR_CONNECTION_RESET/.test(m)), []);
 });
 
 test('other origins cannot use the relay, another host name gets nothing (DNS rebinding), and only the deploy link can deploy', { timeout: 90000 }, async () => {

@@ -16,7 +16,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::{SinkExt, StreamExt};
@@ -216,6 +216,7 @@ pub async fn serve(socket: WebSocket, hub: Arc<Hub>) {
                 if let Err(Refusal::RateLimited { .. }) = result {
                     let close = CloseFrame { code: TRY_AGAIN_LATER, reason: "rate limited".into() };
                     let _ = sink.send(Message::Close(Some(close))).await;
+                    drain_until_closed(&mut stream).await;
                     break;
                 }
             },
@@ -241,4 +242,21 @@ pub async fn serve(socket: WebSocket, hub: Arc<Hub>) {
     }
     hub.peers.lock().await.retain(|p| *p != peer);
     hub.announce_peers().await;
+}
+
+/// After our close frame: read (and drop) what the client still sends until it answers the
+/// close, for at most two seconds. Dropping the socket under data in flight makes the
+/// client's kernel see a reset, and the client a close code of 1006 instead of ours.
+async fn drain_until_closed<S>(stream: &mut S)
+where
+    S: futures_util::Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
+    let answered = async {
+        while let Some(Ok(message)) = stream.next().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), answered).await;
 }
