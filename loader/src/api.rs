@@ -11,7 +11,7 @@ use wasm_bindgen::prelude::*;
 use crate::digest::StreamingHash;
 use crate::error::LoaderError;
 use crate::js::{js_input, utf8, FromJs, ToJs};
-use crate::options::{LoadOptions, ModuleSource};
+use crate::options::{LoadOptions, ModuleSource, SwapOptions};
 use crate::slot::{CallFailure, Slot};
 #[cfg(feature = "watch")]
 use crate::watch::{self, Watcher};
@@ -43,10 +43,111 @@ const TS_TYPES: &'static str = const_format::concatcp!(
     crate::events::StateSource::TS_DECL,
     crate::events::Event::TS_DECL,
     EVENT_UNION,
+    crate::options::SwapOptions::TS_DECL,
     crate::error::TS_DECL,
-    "/** Every rejection and throw of the loader: `code` says what happened, the other members its details. */\n",
-    "export type HotSwapError = { [C in HotSwapErrorCode]: Error & { readonly name: \"HotSwapError\"; readonly code: C } & Readonly<HotSwapErrorDetails[C]> }[HotSwapErrorCode];\n",
+    ERROR_CLASS,
+    GUEST_EXPORTS,
+    CLASS_HEAD,
+    CLASS_WATCH,
+    CLASS_TAIL,
 );
+
+// The class and the error class are declared by hand, in terms of the types above: wasm-bindgen
+// cannot write a generic class, optional parameters, or a class that lives in JS.
+
+#[allow(dead_code)]
+const ERROR_CLASS: &str = r#"/**
+ * Every rejection and throw of the loader. `code` says what happened; `details` the facts
+ * that code carries (typed per code). `instanceof` narrows to the union of every code, so
+ * checking `code` narrows `details`:
+ * `if (e instanceof HotSwapError && e.code === "HASH_MISMATCH") e.details.actual`.
+ * Import it from the package entry.
+ */
+export declare class HotSwapError<C extends HotSwapErrorCode = HotSwapErrorCode> extends Error {
+  constructor(message: string, code: C, details: HotSwapErrorDetails[C]);
+  readonly name: "HotSwapError";
+  readonly code: C;
+  readonly details: Readonly<HotSwapErrorDetails[C]>;
+  static [Symbol.hasInstance](value: unknown): value is AnyHotSwapError;
+}
+/** A `HotSwapError` of any code, as a union on `code`. */
+export type AnyHotSwapError = { [C in HotSwapErrorCode]: HotSwapError<C> }[HotSwapErrorCode];
+"#;
+
+#[allow(dead_code)]
+const GUEST_EXPORTS: &str = r#"/**
+ * The shape of a guest's user exports, for `HotSwap.load<E>()`: each a function of numbers
+ * (`i64` parameters and results are `bigint`). Any interface of functions fits.
+ */
+export type GuestExports = Record<string, (...args: any[]) => any>;
+"#;
+
+#[allow(dead_code)]
+const CLASS_HEAD: &str = r#"/**
+ * A hot-swappable guest: a stable exports object whose functions always call the current
+ * version, and the operations that replace it. `dispose()` (or `free()`, or garbage
+ * collection once neither it nor its exports object is referenced) releases it.
+ */
+export declare class HotSwap<E extends { [K in keyof E]: (...args: any[]) => any } = GuestExports> {
+  private constructor();
+  /** Fetch, verify, validate and instantiate the first version of a guest. */
+  static load<E extends { [K in keyof E]: (...args: any[]) => any } = GuestExports>(source: ModuleSource, options?: LoadOptions): Promise<HotSwap<E>>;
+  /** The stable exports object: keep it; its functions call whichever version is current. */
+  readonly exports: E;
+  /** The running version. */
+  readonly current: VersionInfo;
+  /** The version `rollback()` returns to, if any. */
+  readonly previous: VersionInfo | undefined;
+  /** Whether the newest version is still on probation (a trap would roll it back). */
+  readonly onProbation: boolean;
+  /**
+   * Swap to a new version. Resolves once the new version is committed and answering; rejects
+   * with a `HotSwapError`, leaving the running version and its state intact. Swaps and
+   * rollbacks run one at a time, in call order.
+   */
+  swap(source: ModuleSource, options?: SwapOptions): Promise<VersionInfo>;
+  /** Return to the previous version, with the state carried back. */
+  rollback(options?: RollbackOptions): Promise<VersionInfo>;
+  /** Call a bytes export (`(ptr, len) -> packed(ptr, len)`) with `input`. */
+  call(name: string, input: Uint8Array): Uint8Array;
+  /** Call a bytes export with a string (UTF-8); returns its output as a string. */
+  callString(name: string, input: string): string;
+  /** The running guest's state and its schema. */
+  saveState(): { schema: number; bytes: Uint8Array };
+  /** Add an event listener; returns an id for `off`. */
+  on(listener: (event: HotSwapEvent) => void): number;
+  /** Remove an event listener. */
+  off(id: number): void;
+  /**
+   * Drop every instance and listener (and stop following the registry). The exports
+   * object's functions throw `DISPOSED` afterwards.
+   */
+  dispose(): void;
+  /** Release the object now: the same as `dispose()`. */
+  free(): void;
+"#;
+
+#[cfg(feature = "watch")]
+#[allow(dead_code)]
+const CLASS_WATCH: &str = r#"  /**
+   * Follow a signed registry: verify its manifest with the pinned keys, load the release it
+   * names as current (or `options.fallback` if the registry cannot be reached or trusted),
+   * then swap to new releases as they are published, within the policy.
+   */
+  static watch<E extends { [K in keyof E]: (...args: any[]) => any } = GuestExports>(manifestUrl: string, options: WatchOptions): Promise<HotSwap<E>>;
+  /** Check the registry now, swapping if the policy allows. */
+  checkForUpdates(): Promise<UpdateCheck>;
+  /** The last verified manifest, for this guest (`undefined` unless watched). */
+  readonly registry: RegistryView | undefined;
+  /** Stop following the registry; the running version stays. */
+  unwatch(): void;
+"#;
+#[cfg(not(feature = "watch"))]
+#[allow(dead_code)]
+const CLASS_WATCH: &str = "";
+
+#[allow(dead_code)]
+const CLASS_TAIL: &str = "}\n";
 
 #[cfg(feature = "watch")]
 #[wasm_bindgen(typescript_custom_section)]
@@ -64,7 +165,7 @@ const TS_WATCH_TYPES: &'static str = const_format::concatcp!(
 /// A hot-swappable guest: a stable exports object whose functions always call the current
 /// version, and the operations that replace it. Freeing it (`free()`, or garbage collection
 /// once neither it nor its exports object is referenced) disposes it.
-#[wasm_bindgen(js_name = HotSwap)]
+#[wasm_bindgen(js_name = HotSwap, skip_typescript)]
 #[derive(Debug)]
 pub struct HotSwap {
     slot: Rc<Slot>,
@@ -149,8 +250,8 @@ impl HotSwap {
     }
 
     /// Stop following the registry; the running version stays.
+    #[cfg(feature = "watch")]
     pub fn unwatch(&self) {
-        #[cfg(feature = "watch")]
         if let Some(w) = &self.watcher {
             w.stop();
         }
@@ -165,12 +266,12 @@ impl HotSwap {
     /// Swap to a new version. Resolves after the new version is committed and answering;
     /// rejects with a `HotSwapError`, leaving the running version and its state intact.
     /// Swaps and rollbacks run one at a time, in call order.
-    #[wasm_bindgen(unchecked_return_type = "Promise<VersionInfo>")]
-    pub fn swap(&self, #[wasm_bindgen(unchecked_param_type = "ModuleSource")] source: JsValue) -> Promise {
+    pub fn swap(&self, source: JsValue, options: Option<JsValue>) -> Promise {
         let slot = self.slot.clone();
         promise(async move {
             let source = ModuleSource::from_js(&source, "source")?;
-            Ok(slot.swap(source).await?.to_js())
+            let options = SwapOptions::from_js(&options.unwrap_or(JsValue::UNDEFINED), "options")?;
+            Ok(slot.swap_with(source, options).await?.to_js())
         })
     }
 
@@ -241,6 +342,7 @@ impl HotSwap {
     /// Stop following the registry, drop every instance and listener. The exports object's
     /// functions throw `DISPOSED` afterwards. Freeing the object (`free()`) does the same.
     pub fn dispose(&self) {
+        #[cfg(feature = "watch")]
         self.unwatch();
         self.slot.dispose()
     }
@@ -253,20 +355,11 @@ fn promise(future: impl Future<Output = Result<JsValue, JsValue>> + 'static) -> 
     wasm_bindgen_futures::future_to_promise(boxed)
 }
 
-/// SHA-256 of `bytes` as 64 hex digits, computed by the loader's own streaming hasher in
-/// 64 KiB chunks, as the fetch path feeds it (for building a `ModuleSource` from bytes).
+/// SHA-256 of `bytes` as 64 hex digits, synchronously, with the loader's own hasher (for
+/// building a `ModuleSource` from bytes; `crypto.subtle.digest` is faster where available).
 #[wasm_bindgen]
 pub fn sha256(bytes: &Uint8Array) -> String {
-    const CHUNK: u32 = 64 * 1024;
     let mut hasher = StreamingHash::default();
-    let mut buf = vec![0; CHUNK as usize];
-    let mut offset = 0;
-    while offset < bytes.length() {
-        let end = bytes.length().min(offset + CHUNK);
-        let chunk = &mut buf[..(end - offset) as usize];
-        bytes.subarray(offset, end).copy_to(chunk);
-        hasher.update(chunk);
-        offset = end;
-    }
+    hasher.update_array(bytes);
     hasher.finish().to_hex()
 }

@@ -49,6 +49,19 @@ impl StreamingHash {
         self.0.update(chunk);
     }
 
+    /// Hash the next bytes, held by JS: copied in 64 KiB pieces, so the loader's own memory
+    /// does not grow with them.
+    pub(crate) fn update_array(&mut self, bytes: &js_sys::Uint8Array) {
+        const PIECE: u32 = 64 << 10;
+        let mut piece = vec![0; PIECE.min(bytes.length()) as usize];
+        for start in (0..bytes.length()).step_by(PIECE as usize) {
+            let end = bytes.length().min(start + PIECE);
+            let piece = &mut piece[..(end - start) as usize];
+            bytes.subarray(start, end).copy_to(piece);
+            self.0.update(piece);
+        }
+    }
+
     /// The digest of everything fed.
     pub(crate) fn finish(self) -> Digest {
         Digest(self.0.finalize().into())

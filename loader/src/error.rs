@@ -191,27 +191,40 @@ impl LoaderError {
         Self::Internal { what: format!("{what}: {}", js_message(thrown)) }
     }
 
-    /// A JS `Error` named `HotSwapError` with `code` and the details of that code.
+    /// The package's `HotSwapError` (a JS `Error`) with `code` and, in `details`, the facts
+    /// that code carries.
     pub fn to_js(&self) -> JsValue {
-        let error = js_sys::Error::new(&self.to_string());
-        error.set_name("HotSwapError");
-        let target: &JsValue = error.as_ref();
-        let _ = Reflect::set(target, &"code".into(), &self.code().into());
+        let details = js_sys::Object::new();
         self.details(&mut |key, value| {
             let value = match value {
                 hotswap_abi::Detail::Text(s) => JsValue::from_str(&s),
                 hotswap_abi::Detail::Number(n) => JsValue::from_f64(n),
                 hotswap_abi::Detail::Flag(b) => JsValue::from_bool(b),
             };
-            let _ = Reflect::set(target, &key.into(), &value);
+            let _ = Reflect::set(&details, &key.into(), &value);
         });
-        error.into()
+        HotSwapError::new(&self.to_string(), self.code(), &details).into()
     }
 
     /// The code of a JS value thrown by [`LoaderError::to_js`], if it is one.
     pub fn code_of(value: &JsValue) -> Option<String> {
         Reflect::get(value, &"code".into()).ok()?.as_string()
     }
+
+    /// A detail of a JS value thrown by [`LoaderError::to_js`] (`details[name]`).
+    pub fn detail_of(value: &JsValue, name: &str) -> Option<JsValue> {
+        let details = Reflect::get(value, &"details".into()).ok()?;
+        Reflect::get(&details, &name.into()).ok().filter(|v| !v.is_undefined())
+    }
+}
+
+// The class lives in JS so that `instanceof` works and apps can import it (the package's
+// entry re-exports it).
+#[wasm_bindgen::prelude::wasm_bindgen(module = "/js/error.js")]
+extern "C" {
+    type HotSwapError;
+    #[wasm_bindgen(constructor)]
+    fn new(message: &str, code: &str, details: &js_sys::Object) -> HotSwapError;
 }
 
 impl From<LoaderError> for JsValue {

@@ -6,7 +6,7 @@ use std::cell::{Cell, RefCell};
 use js_sys::Function;
 use wasm_bindgen::JsValue;
 
-use crate::js::{js_enum, js_union, ToJs};
+use crate::js::{js_enum, js_union, JsType, ToJs};
 
 /// A monotonic millisecond clock (`performance.now()`, or `Date.now()` where absent).
 #[derive(Clone, Copy, Debug)]
@@ -62,6 +62,20 @@ js_enum! {
         /// Converted off the main thread before the pause, which took only what changed since
         /// (ABI 1.1 pre-copy).
         Precopy = "precopy",
+    }
+}
+
+/// The `HotSwapError` an `error` event carries.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct ErrorValue(pub JsValue);
+
+impl JsType for ErrorValue {
+    const TS: &'static str = "HotSwapError";
+}
+
+impl ToJs for ErrorValue {
+    fn to_js(&self) -> JsValue {
+        self.0.clone()
     }
 }
 
@@ -160,10 +174,17 @@ js_union! {
         Error "error" {
             /// The running version (none before the first load).
             version: Option<String> as "version",
+            /// The version the failed operation tried to run, once known (it is read from the
+            /// module, so a download that failed has none).
+            tried_version: Option<String> as "triedVersion",
+            /// The SHA-256 of the module the failed operation tried, if it tried one.
+            tried_sha256: Option<String> as "triedSha256",
             /// The error's code.
             code: String as "code",
             /// The error's message.
             message: String as "message",
+            /// The error itself: the `HotSwapError` the operation failed with, with its details.
+            error: ErrorValue as "error",
             /// For a failed registry check: milliseconds until the next attempt.
             retry_ms: Option<f64> as "retryMs",
         },

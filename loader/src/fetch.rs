@@ -220,12 +220,8 @@ async fn web_crypto_sha256(bytes: &Uint8Array) -> Option<Digest> {
 async fn sha2_in_slices(bytes: &Uint8Array) -> Digest {
     const SLICE: u32 = 256 << 10;
     let mut hasher = StreamingHash::default();
-    let mut piece = Vec::new();
     for start in (0..bytes.length()).step_by(SLICE as usize) {
-        let end = bytes.length().min(start + SLICE);
-        piece.resize((end - start) as usize, 0);
-        bytes.subarray(start, end).copy_to(&mut piece);
-        hasher.update(&piece);
+        hasher.update_array(&bytes.subarray(start, bytes.length().min(start + SLICE)));
         next_task().await;
     }
     hasher.finish()
@@ -248,7 +244,9 @@ async fn open(origin: &Origin) -> Result<(Response, Option<AbortController>, Str
             if response.body_used() {
                 return Err(invalid("source.response", "a Response whose body has not been read yet"));
             }
-            (Clone::clone(response), None, response.url())
+            // A Response made in JS (not fetched) has no URL.
+            let url = Some(response.url()).filter(|u| !u.is_empty()).unwrap_or_else(|| "<the source Response>".into());
+            (Clone::clone(response), None, url)
         }
     };
     if !response.ok() {

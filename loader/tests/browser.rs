@@ -286,7 +286,7 @@ async fn a_version_that_traps_after_the_swap_is_rolled_back_automatically_with_t
     assert!(slot.on_probation());
     let thrown = increment.call0(&JsValue::UNDEFINED).expect_err("the faulty version should trap");
     assert_eq!(LoaderError::code_of(&thrown).as_deref(), Some("GUEST_TRAP"));
-    assert_eq!(Reflect::get(&thrown, &"rolledBack".into()).unwrap(), JsValue::TRUE);
+    assert_eq!(LoaderError::detail_of(&thrown, "rolledBack").unwrap(), JsValue::TRUE);
     assert_eq!(slot.current().unwrap().version, "1.0.0");
     assert_eq!(checksum(&slot), before, "state not restored");
     assert_eq!(call_i64(&increment), 4);
@@ -314,7 +314,7 @@ async fn a_trap_before_the_snapshot_is_copied_out_still_restores_the_pre_swap_st
     let on_commit = wasm_bindgen::closure::Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
         if Reflect::get(&e, &"type".into()).unwrap() == "commit" {
             let thrown = inc.call0(&JsValue::UNDEFINED).expect_err("the faulty version should trap");
-            seen.set(Reflect::get(&thrown, &"rolledBack".into()).unwrap() == JsValue::TRUE);
+            seen.set(LoaderError::detail_of(&thrown, "rolledBack").unwrap() == JsValue::TRUE);
         }
     });
     slot.on(on_commit.as_ref().unchecked_ref::<Function>().clone());
@@ -428,7 +428,7 @@ async fn the_js_api_rejects_with_a_hotswap_error_carrying_a_stable_code() {
     assert!(err.is_instance_of::<js_sys::Error>());
     assert_eq!(Reflect::get(&err, &"name".into()).unwrap(), "HotSwapError");
     assert_eq!(Reflect::get(&err, &"code".into()).unwrap(), "HASH_MISMATCH");
-    assert_eq!(Reflect::get(&err, &"actual".into()).unwrap(), digest(digest_of("counter-v2").await));
+    assert_eq!(LoaderError::detail_of(&err, "actual").unwrap(), digest(digest_of("counter-v2").await));
     let bad_options = JsFuture::from(wasm_hotswap::HotSwap::load(
         source("counter-v1", digest(digest_of("counter-v1").await)).into(),
         Some(js_sys::JSON::parse(r#"{"limitz": {}}"#).unwrap()),
@@ -479,4 +479,90 @@ async fn the_module_cache_is_bounded_least_recently_used_first_out_and_can_be_of
     slot.swap(by_url("counter-v2").await).await.unwrap();
     slot.swap(by_url("counter-v1").await).await.unwrap();
     assert_refused(&slot, &inc, gone("counter-v2").await, "HTTP_STATUS").await;
+}
+
+/// Call the stable `fill` (with 0: the state stays one the hand-written counter loads); the
+/// error it throws, if any.
+fn fill_error(slot: &Slot) -> Option<JsValue> {
+    export(slot, "fill").call1(&JsValue::UNDEFINED, &0.into()).err()
+}
+
+#[wasm_bindgen_test]
+async fn an_export_the_running_version_lacks_throws_not_in_version_off_probation_and_after_a_rollback() {
+    // Probation off: calls go straight through the table, with no guard on the way.
+    let slot = load("counter-v1", r#"{"autoRollbackCalls":0}"#).await;
+    assert!(fill_error(&slot).is_none());
+    // A downgrade to a version without `fill` (the hand-written counter).
+    slot.swap(by_url("wat-counter").await).await.unwrap();
+    let thrown = fill_error(&slot).expect("fill should throw");
+    assert_eq!(LoaderError::code_of(&thrown).as_deref(), Some("NOT_IN_VERSION"), "{}", message_of(&thrown));
+    assert_eq!(LoaderError::detail_of(&thrown, "exportName").and_then(|v| v.as_string()).as_deref(), Some("fill"));
+    assert_eq!(LoaderError::detail_of(&thrown, "version").and_then(|v| v.as_string()).as_deref(), Some("1.0.2"));
+    assert_eq!(field(&thrown, "name"), "HotSwapError");
+    // Back to a version that has it, then rolled back to one that does not.
+    slot.swap(by_url("counter-v1").await).await.unwrap();
+    assert!(fill_error(&slot).is_none());
+    slot.rollback(false).await.unwrap();
+    let thrown = fill_error(&slot).expect("fill should throw after the rollback");
+    assert_eq!(LoaderError::code_of(&thrown).as_deref(), Some("NOT_IN_VERSION"));
+    // The exports that exist still answer.
+    assert_eq!(call_i64(&export(&slot, "increment")), 1);
+}
+
+/// The events of a `HotSwap.load` through the JS API, and how it settled.
+async fn load_js(source: &ModuleSource) -> (Vec<JsValue>, Result<JsValue, JsValue>) {
+    let seen = Rc::new(std::cell::RefCell::new(Vec::new()));
+    let sink = seen.clone();
+    let listener = wasm_bindgen::closure::Closure::<dyn FnMut(JsValue)>::new(move |e| sink.borrow_mut().push(e));
+    let options = Object::new();
+    Reflect::set(&options, &"onEvent".into(), listener.as_ref()).unwrap();
+    let js_source = Object::new();
+    let Origin::Url(url) = &source.origin else { unreachable!() };
+    Reflect::set(&js_source, &"url".into(), &url.into()).unwrap();
+    Reflect::set(&js_source, &"sha256".into(), &source.sha256.to_hex().into()).unwrap();
+    let settled = JsFuture::from(wasm_hotswap::HotSwap::load(js_source.into(), Some(options.into()))).await;
+    let events = seen.borrow().clone();
+    drop(listener);
+    (events, settled)
+}
+
+#[wasm_bindgen_test]
+async fn a_failed_load_emits_an_error_event_naming_what_it_tried_with_the_error_itself() {
+    let mut wrong = by_url("counter-v1").await;
+    wrong.sha256 = digest_of("counter-v2").await;
+    let (events, settled) = load_js(&wrong).await;
+    let rejection = settled.expect_err("the load should fail");
+    let errors: Vec<_> = events.iter().filter(|e| field(e, "type") == "error").collect();
+    assert_eq!(errors.len(), 1, "one error event: {:?}", events.iter().map(|e| field(e, "type")).collect::<Vec<_>>());
+    let event = errors[0];
+    assert_eq!(field(event, "code"), "HASH_MISMATCH");
+    assert_eq!(field(event, "triedSha256"), wrong.sha256.to_hex());
+    assert!(Reflect::get(event, &"version".into()).unwrap().is_undefined(), "nothing was running");
+    let error = Reflect::get(event, &"error".into()).unwrap();
+    assert_eq!(field(&error, "name"), "HotSwapError");
+    assert_eq!(LoaderError::detail_of(&error, "actual"), LoaderError::detail_of(&rejection, "actual"));
+    assert_eq!(LoaderError::detail_of(&error, "actual").unwrap(), digest_of("counter-v1").await.to_hex());
+}
+
+#[wasm_bindgen_test]
+async fn a_failed_swap_reports_the_version_it_tried_next_to_the_one_that_runs() {
+    let (slot, inc) = running_v1("{}").await;
+    let events = Events::on(&slot);
+    // Version 3.0.0 with a schema nothing migrates to: refused once its metadata is read.
+    assert_refused(&slot, &inc, by_url("fault-schema-gap").await, "SCHEMA_INCOMPATIBLE").await;
+    let event = events.last("error").expect("an error event");
+    assert_eq!((field(&event, "version"), field(&event, "triedVersion")), ("1.0.0".into(), "3.0.0".into()));
+    assert_eq!(field(&event, "triedSha256"), digest_of("fault-schema-gap").await.to_hex());
+}
+
+#[wasm_bindgen_test]
+async fn a_response_source_that_failed_is_named_by_its_url() {
+    let (slot, inc) = running_v1("{}").await;
+    let url = format!("{}/status/404", server());
+    let response: web_sys::Response =
+        JsFuture::from(web_sys::window().unwrap().fetch_with_str(&url)).await.unwrap().unchecked_into();
+    let source =
+        ModuleSource { origin: Origin::Response(response), sha256: digest_of("counter-v2").await, listed_size: None };
+    let err = assert_refused(&slot, &inc, source, "HTTP_STATUS").await;
+    assert!(err.to_string().contains(&url), "{err}");
 }

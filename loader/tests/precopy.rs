@@ -176,7 +176,7 @@ async fn a_precopy_version_that_traps_on_probation_rolls_back_to_the_replaced_in
     let before = checksum(&slot);
     slot.swap(by_url("counter-precopy-traps-after-swap").await).await.unwrap();
     let thrown = increment.call0(&JsValue::UNDEFINED).expect_err("the faulty version traps");
-    assert_eq!(Reflect::get(&thrown, &"rolledBack".into()).unwrap(), JsValue::TRUE);
+    assert_eq!(LoaderError::detail_of(&thrown, "rolledBack").unwrap(), JsValue::TRUE);
     let rollback = events.last("rollback").expect("a rollback event");
     assert_eq!((field(&rollback, "reason"), field(&rollback, "stateSource")), ("trap".into(), "snapshot".into()));
     assert!(number(&rollback, "durationMs") < 50.0, "a rebind, not a reload of the state");

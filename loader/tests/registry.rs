@@ -480,7 +480,7 @@ async fn a_release_rolled_back_after_a_trap_is_skipped_but_releases_promoted_aga
     registry.publish(&all("1.0.1", 2), &[&key(1)]).await;
     assert_eq!(w.checked().await.0, "swapped");
     let trap = w.hot_swap().export("increment").call0(&JsValue::UNDEFINED).expect_err("1.0.1 traps on probation");
-    assert_eq!(Reflect::get(&trap, &"rolledBack".into()).unwrap(), JsValue::TRUE);
+    assert_eq!(LoaderError::detail_of(&trap, "rolledBack").unwrap(), JsValue::TRUE);
     let (action, running, reason) = w.checked().await;
     assert_eq!((action.as_str(), reason.as_str(), running.as_str()), ("skipped", "failed-here", "1.0.0"));
     // The publisher moves on (1.0.2), goes back (1.0.0) and forward again (1.0.2): every
@@ -549,7 +549,7 @@ async fn a_page_whose_first_release_fails_runs_the_bundled_or_last_good_release_
     let w = watch(&registry, &options).await;
     assert_eq!((w.version(), field(&w.hot_swap().get("previous"), "version")), ("2.1.0".into(), "1.0.0".into()));
     let trap = edit(&w, "a").expect_err("2.1.0 traps on every edit");
-    assert_eq!(Reflect::get(&trap, &"rolledBack".into()).unwrap(), JsValue::TRUE, "{}", message_of(&trap));
+    assert_eq!(LoaderError::detail_of(&trap, "rolledBack").unwrap(), JsValue::TRUE, "{}", message_of(&trap));
     assert_eq!(w.version(), "1.0.0");
     edit(&w, "a").expect("the bundled editor takes the edit");
     assert_eq!(text(&w), "a");

@@ -1,6 +1,6 @@
 // The benchmark, run in the page: every figure is a median over runs, and every ratio is
 // against a baseline measured in this same run (shared machines are noisy).
-import init, { HotSwap, sha256 } from '/pkg/wasm_hotswap.js';
+import init, { HotSwap, sha256 } from '/pkg/index.js';
 import { editor } from './editor.js';
 import { memory } from './memory.js';
 import { peer } from './peer.js';

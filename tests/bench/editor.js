@@ -1,7 +1,7 @@
 // The demo editor holding a large document, swapped both ways and rolled back (by hand and
 // after a trap), with pre-copy (ABI 1.1) and without it (the baseline: the state saved and
 // loaded inside the pause). run.mjs drives one step at a time so that it can trace each.
-import { HotSwap } from '/pkg/wasm_hotswap.js';
+import { HotSwap } from '/pkg/index.js';
 import { source } from './common.js';
 
 const edit = (ins) => new TextEncoder().encode(JSON.stringify({ pos: 0, del: 0, ins }));
@@ -50,7 +50,7 @@ const steps = {
     try {
       slot.call('edit', edit('x'));
     } catch (e) {
-      if (!e.rolledBack) throw e;
+      if (!e.details?.rolledBack) throw e;
     }
   },
 };

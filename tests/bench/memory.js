@@ -1,7 +1,7 @@
 // Memory over many swaps: a counter guest holding 16 MiB swapped back and forth, next to
 // the bare path a page would write without the loader (compile and instantiate each time),
 // and the bare path with each module compiled once. run.mjs reads the renderer's RSS.
-import init, { HotSwap } from '/pkg/wasm_hotswap.js';
+import init, { HotSwap } from '/pkg/index.js';
 import { source, hostImports, median } from './common.js';
 
 const loader = await init(); // already initialised: the same instance, for its memory size

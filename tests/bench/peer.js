@@ -4,7 +4,7 @@
 // a fresh nonce, hashed before the clock starts): V8 reuses code it compiled for bytes it has
 // seen, even under a new URL, which would flatter whoever runs second.
 import createPlugin from '/extism/mod.js';
-import { HotSwap } from '/pkg/wasm_hotswap.js';
+import { HotSwap } from '/pkg/index.js';
 import { index, hostImports, median } from './common.js';
 
 const base = new Map();

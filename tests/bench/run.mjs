@@ -29,8 +29,12 @@ try {
   await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 2, downloadThroughput: 100e6 / 8, uploadThroughput: 100e6 / 8 });
   r.peerThrottled = await page.evaluate((n) => window.__bench.peer.run(n), 5);
   r.memory = await memoryRuns(url);
-  const gz = async (f) => gzipSync(await readFile(new URL(`../../loader/pkg/${f}`, import.meta.url))).length;
-  const size = { wasm: await gz('wasm_hotswap_bg.wasm'), js: await gz('wasm_hotswap.js') };
+  const gz = async (f) => gzipSync(await readFile(new URL(`../../loader/pkg/${f}`, import.meta.url)), { level: 9 }).length;
+  const extism = await gz('../../node_modules/@extism/extism/dist/browser/mod.js');
+  const size = {};
+  for (const build of ['core', 'watch']) {
+    size[build] = { wasm: await gz(`${build}/wasm_hotswap_bg.wasm`), js: await gz(`${build}/wasm_hotswap.js`) + await gz(`${build === 'core' ? 'index' : 'watch'}.js`) };
+  }
   const f = (n, d = 2) => n.toFixed(d);
   const rows = [
     ...r.editor.map((e) => [`longest block, editor ${e.history} changes, ${e.step}: pre-copy (ms; heartbeat / longest task; baseline: copy in the pause)`,
@@ -42,7 +46,8 @@ try {
     ...memoryRows(r.memory),
     ['call via stable exports after 10 swaps (ns/call; baseline: direct export)', f(r.calls.stable), f(r.calls.direct), f(r.calls.stable / r.calls.direct), '<= 1.5'],
     ['loader SHA-256 (MB/s; baseline: WebCrypto)', f(r.hash.ours, 0), f(r.hash.webcrypto, 0), f(r.hash.ours / r.hash.webcrypto), ''],
-    ['loader size, gzip (KB): wasm + js', f((size.wasm + size.js) / 1024, 1), '', '', `wasm ${f(size.wasm / 1024, 1)} + js ${f(size.js / 1024, 1)}`],
+    ...Object.entries(size).map(([build, s]) => [`loader size, gzip -9 (KB): '${build === 'core' ? 'wasm-hotswap' : 'wasm-hotswap/watch'}' (wasm + js; baseline: @extism/extism browser bundle)`,
+      f((s.wasm + s.js) / 1024, 1), f(extism / 1024, 1), f((s.wasm + s.js) / extism), `${build === 'core' ? '<= 40' : '<= 60'} KB; wasm ${f(s.wasm / 1024, 1)} + js ${f(s.js / 1024, 1)}`]),
   ];
   const head = ['measure', 'value', 'baseline', 'ratio', 'target'];
   const widths = head.map((_, i) => Math.max(...[head, ...rows].map((row) => String(row[i]).length)));

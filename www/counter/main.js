@@ -1,6 +1,6 @@
 // The minimal page: load counter v1, show its version and state, swap on a click.
 // Uses only the loader's public API (the npm package built into /pkg).
-import init, { HotSwap } from '/pkg/wasm_hotswap.js';
+import init, { HotSwap } from '/pkg/index.js';
 
 const $ = (id) => document.getElementById(id);
 window.__loadMarker = Math.random(); // a reload would replace it: tests check it survives swaps

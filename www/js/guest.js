@@ -11,7 +11,7 @@ export function createGuest(session) {
     try {
       return session.slot.call(name, input);
     } catch (error) {
-      if (error.code !== 'GUEST_TRAP' || !error.rolledBack) throw error;
+      if (error.code !== 'GUEST_TRAP' || !error.details.rolledBack) throw error;
       catchUp();
       return session.slot.call(name, input);
     }

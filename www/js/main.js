@@ -4,7 +4,7 @@
 // /api/config and swaps when a new release is made current. One module per concern:
 // binding (textarea <-> guest), relay (guest <-> server), panel (view, deploys, timeline),
 // events (what each loader event does), undo, diff, ui.
-import init, { HotSwap } from '/pkg/wasm_hotswap.js';
+import init, { HotSwap } from '/pkg/watch.js';
 import { $, notice } from './ui.js';
 import { createHistory } from './undo.js';
 import { createGuest } from './guest.js';

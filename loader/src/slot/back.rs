@@ -24,10 +24,16 @@ impl Slot {
     /// is replaced by the state saved when it was swapped in; otherwise that is refused.
     pub async fn rollback(self: &Rc<Self>, allow_snapshot: bool) -> Result<VersionInfo, LoaderError> {
         let _turn = self.queue.enter().await;
+        let previous =
+            self.state.borrow().previous.as_ref().map(|p| (p.compiled.digest.to_hex(), p.compiled.version()));
+        if let Some((sha256, version)) = previous {
+            self.trying(Some(sha256), Some(version));
+        }
         let result = self.rollback_now(allow_snapshot).await;
         if let Err(e) = &result {
             self.emit_error(e);
         }
+        self.trying.take();
         result
     }
 

@@ -17,7 +17,7 @@ use wasm_bindgen::JsValue;
 use crate::cache::ModuleCache;
 use crate::commit::Snapshot;
 use crate::error::LoaderError;
-use crate::events::{Clock, Emitter, Event};
+use crate::events::{Clock, Emitter, ErrorValue, Event};
 use crate::fetch::fetch_verified;
 use crate::instance::GuestInstance;
 use crate::js::ToJs;
@@ -63,6 +63,15 @@ pub struct Slot {
     capturing: RefCell<Option<Rc<Capture>>>,
     /// Versions compiled before, by digest.
     modules: ModuleCache,
+    /// What the operation under way tries to run (for its `error` event).
+    trying: RefCell<Option<Tried>>,
+}
+
+/// What a failed operation was trying to run.
+#[derive(Clone, Debug, Default)]
+struct Tried {
+    sha256: Option<String>,
+    version: Option<String>,
 }
 
 /// Why a guest call failed: a loader error, or an exception from JS code the guest called
@@ -116,6 +125,7 @@ impl Slot {
         let modules = ModuleCache::new(options.limits.cached_modules as usize);
         let slot = Rc::new(Slot {
             modules,
+            trying: RefCell::default(),
             options,
             emitter,
             queue: OpQueue::default(),
@@ -132,10 +142,12 @@ impl Slot {
     /// source can be tried (the watcher's fallback).
     pub(crate) async fn load_first(&self, source: ModuleSource) -> Result<VersionInfo, LoaderError> {
         let _turn = self.queue.enter().await;
+        self.trying(Some(source.sha256.to_hex()), None);
         let result = self.load_now(source).await;
         if let Err(e) = &result {
             self.emit_error(e);
         }
+        self.trying.take();
         result
     }
 
@@ -222,6 +234,7 @@ impl Slot {
     /// bytes of its digest were compiled before.
     async fn fetch_version(&self, source: ModuleSource) -> Result<CompiledVersion, LoaderError> {
         if let Some(hit) = self.modules.get(&source.sha256) {
+            self.trying(None, Some(hit.version.version()));
             source.origin.discard();
             self.emit(&Event::Fetch { duration_ms: 0.0, bytes: hit.bytes, cached: true });
             return Ok(hit.version);
@@ -233,6 +246,7 @@ impl Slot {
         self.emit(&Event::Compile { duration_ms: fetched.compile_ms });
         self.emit(&Event::Verify { duration_ms: fetched.verify_ms });
         let clock = Clock::start();
+        self.trying(None, Some(fetched.interface.metadata.version.to_string()));
         let compiled = validate(fetched, &self.options)?;
         self.emit(&Event::Validate { version: compiled.version(), duration_ms: clock.elapsed() });
         self.modules.put(&compiled, bytes);
@@ -260,7 +274,28 @@ impl Slot {
     }
 
     fn emit_error(&self, e: &LoaderError) {
-        let version = self.current_instance().ok().map(|c| c.version());
-        self.emit(&Event::Error { version, code: e.code().into(), message: e.to_string(), retry_ms: None });
+        self.emit(&self.error_event(e, None));
+    }
+
+    /// The `error` event for `e`: the running version, what was being tried, the error.
+    pub(crate) fn error_event(&self, e: &LoaderError, retry_ms: Option<f64>) -> Event {
+        let tried = self.trying.borrow().clone().unwrap_or_default();
+        Event::Error {
+            version: self.current_instance().ok().map(|c| c.version()),
+            tried_version: tried.version,
+            tried_sha256: tried.sha256,
+            code: e.code().into(),
+            message: e.to_string(),
+            error: ErrorValue(e.to_js()),
+            retry_ms,
+        }
+    }
+
+    /// Note what the operation under way tries to run, for its `error` event.
+    pub(super) fn trying(&self, sha256: Option<String>, version: Option<String>) {
+        let mut trying = self.trying.borrow_mut();
+        let tried = trying.get_or_insert_with(Tried::default);
+        tried.sha256 = sha256.or(tried.sha256.take());
+        tried.version = version.or(tried.version.take());
     }
 }

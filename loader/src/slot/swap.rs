@@ -72,6 +72,7 @@ impl Slot {
         options: SwapOptions,
     ) -> Result<VersionInfo, LoaderError> {
         let _turn = self.queue.enter().await;
+        self.trying(Some(source.sha256.to_hex()), None);
         let result = match options.check() {
             Ok(()) => self.swap_now(source, &options).await,
             Err(aborted) => Err(aborted),
@@ -79,6 +80,7 @@ impl Slot {
         if let Err(e) = &result {
             self.emit_error(e);
         }
+        self.trying.take();
         result
     }
 

@@ -28,7 +28,6 @@ use super::policy::{decide, last_good, Decision, SkipReason};
 use super::trust::{fetch_manifest, unix_now, verify_manifest, Fetched, SeenVersion};
 use crate::digest::Digest;
 use crate::error::{js_message, LoaderError};
-use crate::events::Event;
 use crate::options::{ModuleSource, Origin};
 use crate::queue::OpQueue;
 use crate::slot::Slot;
@@ -355,9 +354,8 @@ impl Watcher {
     /// An `error` event for a failed check (swap failures are reported by the slot).
     fn report(&self, e: &LoaderError) {
         let failures = self.state.borrow().failures + 1;
-        let version = self.slot.current().ok().map(|c| c.version);
         let retry_ms = Some(self.delay_after(failures));
-        self.slot.emit(&Event::Error { version, code: e.code().into(), message: e.to_string(), retry_ms });
+        self.slot.emit(&self.slot.error_event(e, retry_ms));
     }
 
     /// The wait before the next check.
