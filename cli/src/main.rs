@@ -39,6 +39,9 @@ enum Command {
     Inspect {
         /// The module.
         wasm: PathBuf,
+        /// One JSON object (sha256, size, metadata, exports), for build scripts.
+        #[arg(long)]
+        json: bool,
     },
     /// Add a module to a registry: store it by content address, list it, sign a new manifest
     Publish {
@@ -101,7 +104,8 @@ impl Choice {
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Keygen { out, name } => keys::keygen(&out, &name),
-        Command::Inspect { wasm } => registry::inspect(&wasm),
+        Command::Inspect { wasm, json: false } => registry::inspect(&wasm),
+        Command::Inspect { wasm, json: true } => registry::inspect_json(&wasm),
         Command::Publish { wasm, registry, keys, no_current, expires_days } => {
             registry::publish(&wasm, &registry, &keys, !no_current, expires_days)
         }

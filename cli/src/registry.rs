@@ -74,6 +74,30 @@ pub fn inspect(path: &Path) -> Result<String, CliError> {
     Ok(out)
 }
 
+/// `inspect --json`: what a build needs to load the module with `HotSwap.load` — its SHA-256
+/// and size — with its metadata and exports, as one JSON object.
+pub fn inspect_json(path: &Path) -> Result<String, CliError> {
+    let bytes = std::fs::read(path).map_err(CliError::io(path))?;
+    let interface = check_module(&bytes, path)?;
+    let m = &interface.metadata;
+    let exports: serde_json::Map<String, serde_json::Value> =
+        interface.user_exports.iter().map(|e| (e.name.clone(), e.sig.to_string().into())).collect();
+    let json = serde_json::json!({
+        "sha256": sha256_hex(&bytes),
+        "size": bytes.len(),
+        "name": m.name,
+        "version": m.version.to_string(),
+        "abi": m.abi.to_string(),
+        "stateSchema": m.state_schema,
+        "migratesFrom": m.migrates_from,
+        "migratesTo": m.migrates_to,
+        "precopy": m.precopy,
+        "exports": exports,
+        "appImports": interface.app_imports,
+    });
+    Ok(json.to_string())
+}
+
 /// File locked (exclusively) while a manifest is read, changed and written: concurrent
 /// `hotswap` processes (or threads) change the registry one at a time.
 const LOCK_FILE: &str = ".manifest.lock";

@@ -120,6 +120,23 @@ fn inspect_shows_metadata_and_refuses_bad_modules_with_their_codes() {
 }
 
 #[test]
+fn inspect_json_gives_a_build_the_sha256_a_page_loads_the_module_with() {
+    let s = Setup::new();
+    let path = guest(s.dir.path(), "g.wasm", "1.2.3", None);
+    let (ok, out) = hotswap(&[&"inspect", &"--json", &path]);
+    assert!(ok, "{out}");
+    let json: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(std::fs::read(&path).unwrap()));
+    assert_eq!(json["sha256"], digest);
+    assert_eq!((json["name"].as_str(), json["version"].as_str()), (Some("counter"), Some("1.2.3")));
+    assert_eq!(json["exports"]["count"], "() -> i64");
+    let junk = s.dir.path().join("junk.wasm");
+    std::fs::write(&junk, b"<html>").unwrap();
+    let (ok, out) = hotswap(&[&"inspect", &"--json", &junk]);
+    assert!(!ok && out.contains("not a WebAssembly module"), "{out}");
+}
+
+#[test]
 fn publish_then_verify_lists_each_release_by_digest_and_bumps_the_version() {
     let s = Setup::new();
     assert!(s.publish(&guest(s.dir.path(), "v1.wasm", "1.0.0", None), &["a"]).0);
