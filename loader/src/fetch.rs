@@ -1,10 +1,11 @@
 //! Stage 1 (fetch, verify): read the module once, under a byte cap, inspecting and keeping
 //! it chunk by chunk as it arrives; compile it as it streams in if it is slow to arrive, in
-//! one call if it is all there at once. Its SHA-256 is taken once the last byte is in — by WebCrypto, off
-//! the main thread, while the compiler finishes — so that hashing adds nothing to the time a
-//! load takes and never blocks the page. (Pages without WebCrypto, outside a secure context,
-//! hash here with `sha2`, a slice per event-loop turn.) Compiling runs no guest code, and
-//! nothing is instantiated until the digest of exactly these bytes has matched.
+//! one call if it is all there at once. Its SHA-256 is taken once the last byte is in — by
+//! WebCrypto, off the main thread, while the compiler finishes — so that hashing adds
+//! nothing to the time a load takes and never blocks the page. (Pages without WebCrypto,
+//! outside a secure context, hash here with `sha2`, a slice per event-loop turn.) Compiling
+//! runs no guest code, and nothing is instantiated until the digest of exactly these bytes
+//! has matched.
 
 use std::cell::RefCell;
 use std::ops::ControlFlow;
