@@ -218,6 +218,21 @@ async fn bytes_that_are_not_wasm_are_refused() {
 }
 
 #[wasm_bindgen_test]
+async fn an_html_page_at_a_mistyped_url_is_not_wasm_with_a_hint_not_a_hash_mismatch() {
+    let (slot, inc) = running_v1("{}").await;
+    // What a dev server's fallback answers for a path it does not know: the app's page.
+    let source = ModuleSource {
+        origin: Origin::Url(format!("{}/index.html", server())),
+        sha256: digest_of("counter-v2").await,
+        listed_size: None,
+    };
+    let err = assert_refused(&slot, &inc, source, "NOT_WASM").await;
+    assert!(err.to_string().contains("HTML page"), "{err}");
+    let thrown = err.to_js();
+    assert_eq!(LoaderError::detail_of(&thrown, "looksLikeHtml"), Some(JsValue::TRUE));
+}
+
+#[wasm_bindgen_test]
 async fn oversize_modules_are_refused_including_an_endless_body() {
     let (slot, inc) = running_v1(r#"{"limits": {"maxModuleBytes": 100000}}"#).await;
     let err = assert_refused(&slot, &inc, by_url("bench-200k-v2").await, "MODULE_TOO_LARGE").await;
