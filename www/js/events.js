@@ -5,7 +5,7 @@
 // cleared when another one is deployed), `registry` (the registry unusable: cleared by the
 // next verified manifest).
 
-import { $, toast, notice } from './ui.js';
+import { $, toast, notice, hasNotice } from './ui.js';
 
 /** Codes of failures that are the network's or the server's, not the release's. */
 const TRANSIENT = new Set(['FETCH_FAILED', 'HTTP_STATUS', 'BODY_INCOMPLETE']);
@@ -105,7 +105,11 @@ export function createEvents(session, { guest, panel, relay }) {
       toast('Registry unavailable or untrusted: running the bundled editor.', 'error');
     },
     'update-skipped'(event) {
-      if (event.reason === 'failed-here') return failedHere(event.version, 'is deployed, but it failed on this page');
+      if (event.reason === 'failed-here') {
+        // The rollback already said why; a later poll must not reword that notice.
+        if (session.failedHere.has(event.version) && hasNotice('failed')) return;
+        return failedHere(event.version, 'failed on this page earlier (it is still deployed)');
+      }
       const why = { major: 'major updates need a reload', 'no-migration': 'it cannot take over this document' }[event.reason];
       notice('update', `editor ${event.version} is deployed, but ${why}: staying on ${session.slot?.current.version}.`);
     },
