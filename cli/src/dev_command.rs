@@ -38,7 +38,7 @@ pub struct DevArgs {
     #[arg(long, default_value_t = 5174)]
     port: u16,
     /// Quiet time after a change before building, in milliseconds.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 3)]
     debounce_ms: u64,
 }
 

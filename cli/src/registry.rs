@@ -162,7 +162,16 @@ pub fn publish(
     expires_days: u64,
 ) -> Result<String, CliError> {
     let bytes = std::fs::read(wasm).map_err(CliError::io(wasm))?;
-    publish_bytes(&bytes, wasm, dir, key_paths, make_current, expires_days)
+    publish_bytes(&bytes, wasm, dir, key_paths, make_current, expires_days).map(|p| p.report)
+}
+
+/// What [`publish_bytes`] did.
+#[derive(Clone, Debug)]
+pub struct Publication {
+    /// The one-line report `hotswap publish` prints.
+    pub report: String,
+    /// The module's SHA-256, lower-case hex.
+    pub sha256: String,
 }
 
 /// [`publish`] for a module in memory; `source` names it in errors.
@@ -173,7 +182,7 @@ pub fn publish_bytes(
     key_paths: &[PathBuf],
     make_current: bool,
     expires_days: u64,
-) -> Result<String, CliError> {
+) -> Result<Publication, CliError> {
     let interface = check_module(bytes, source)?;
     let keys = signers(key_paths)?;
     let mut registry = Registry::open(dir, &keys)?;
@@ -202,10 +211,11 @@ pub fn publish_bytes(
     }
     let current = guest.current.clone();
     let manifest_version = registry.save(&keys, expires_days, 0)?;
-    Ok(format!(
+    let report = format!(
         "published {} {version} (sha256 {sha256}); current {current}; manifest version {manifest_version}",
         m.name
-    ))
+    );
+    Ok(Publication { report, sha256 })
 }
 
 /// Take releases of `guest` off the manifest (never the current one), in a new manifest

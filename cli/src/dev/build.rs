@@ -23,8 +23,9 @@ pub(crate) const PROFILE: &str = "hotswap-dev";
 
 /// Its settings, all spelled out (the crate's own `release` profile is only inherited for
 /// what is not listed), so every guest crate builds its dependencies alike and can share
-/// one target directory. Optimised for size like a release guest (`s`), which keeps the
-/// module small to fetch and compile in the page; names kept, so traps name the function.
+/// one target directory. Optimised for size and stripped like a release guest (`s`,
+/// `symbols`): the module is fetched, hashed and compiled in the page on every save, and
+/// the name section alone would more than double the editor's size.
 const PROFILE_SETTINGS: &[(&str, &str)] = &[
     ("inherits", "\"release\""),
     ("opt-level", "\"s\""),
@@ -32,7 +33,7 @@ const PROFILE_SETTINGS: &[(&str, &str)] = &[
     ("codegen-units", "256"),
     ("incremental", "true"),
     ("debug", "false"),
-    ("strip", "\"none\""),
+    ("strip", "\"symbols\""),
     ("debug-assertions", "false"),
     ("overflow-checks", "false"),
 ];
@@ -67,6 +68,29 @@ impl Running {
             kill_group(pid);
         }
     }
+}
+
+impl Running {
+    /// [`Running::cancel`], then wait (up to `limit`) until no process of the build is left,
+    /// so that nothing outlives a stopped dev loop.
+    pub(crate) fn stop(&self, limit: std::time::Duration) {
+        self.cancel();
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline && self.pid.and_then(|p| i32::try_from(p).ok()).is_some_and(group_alive) {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+}
+
+#[cfg(unix)]
+fn group_alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks whether the process group exists.
+    unsafe { libc::kill(-pid, 0) == 0 }
+}
+
+#[cfg(not(unix))]
+fn group_alive(_pid: i32) -> bool {
+    false
 }
 
 #[cfg(unix)]

@@ -36,7 +36,7 @@ impl DevConfig {
             target_dir: None,
             registry: registry.into(),
             keys: vec![key.into()],
-            debounce: Duration::from_millis(10),
+            debounce: Duration::from_millis(3),
             keep: 8,
         }
     }

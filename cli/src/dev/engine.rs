@@ -165,8 +165,8 @@ struct Engine {
     running: Option<Running>,
     /// Changed since the last build that finished.
     changed: BTreeSet<String>,
-    /// The digest of the last published build as cargo wrote it, and its dev version.
-    last: Option<(String, String)>,
+    /// The last published build as cargo wrote it (before stamping), and its dev version.
+    last: Option<(Vec<u8>, String)>,
 }
 
 impl Engine {
@@ -193,7 +193,7 @@ impl Engine {
             }
         }
         if let Some(build) = self.running.take() {
-            build.cancel();
+            build.stop(std::time::Duration::from_secs(10));
         }
     }
 
@@ -252,13 +252,12 @@ impl Engine {
             Ok(module) => module,
             Err(e) => return DevEvent::PublishFailed { changed, message: format!("{}: {e}", wasm.display()) },
         };
-        let digest = crate::registry::sha256_hex(&module);
-        if let Some((_, version)) = self.last.as_ref().filter(|(last, _)| *last == digest) {
+        if let Some((_, version)) = self.last.as_ref().filter(|(last, _)| *last == module) {
             return DevEvent::Unchanged { changed, build_ms, version: version.clone() };
         }
         match publish::publish(&self.config, &module, wasm) {
             Ok(p) => {
-                self.last = Some((digest, p.version.clone()));
+                self.last = Some((module, p.version.clone()));
                 let publish_ms = started.elapsed().as_secs_f64() * 1000.0;
                 DevEvent::Published {
                     guest: p.guest,

@@ -28,9 +28,9 @@ pub(crate) fn publish(config: &DevConfig, module: &[u8], source: &Path) -> Resul
     let number = dev_builds(&manifest, &base.name).last().map_or(1, |(n, _)| n + 1);
     let version = dev_version(&base.version, number);
     let (stamped, _) = stamp_version(module, &version).map_err(|e| e.to_string())?;
-    registry::publish_bytes(&stamped, source, &config.registry, &config.keys, true, EXPIRES_DAYS)
+    let publication = registry::publish_bytes(&stamped, source, &config.registry, &config.keys, true, EXPIRES_DAYS)
         .map_err(|e| e.to_string())?;
-    Ok(Published { guest: base.name, version: version.to_string(), sha256: registry::sha256_hex(&stamped) })
+    Ok(Published { guest: base.name, version: version.to_string(), sha256: publication.sha256 })
 }
 
 /// Once more than twice `keep` dev builds of `guest` are listed, take all but the newest
