@@ -31,6 +31,10 @@ pub struct DevArgs {
     /// A directory of static files (your page) to serve at /.
     #[arg(long)]
     serve: Option<PathBuf>,
+    /// Let a page of this origin (served by another dev server, e.g. http://localhost:5173)
+    /// read the registry and the events; repeatable.
+    #[arg(long = "allow-origin")]
+    allowed_origins: Vec<String>,
     /// Interface to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
@@ -58,7 +62,12 @@ impl DevArgs {
 
 /// Run the loop and its server until Ctrl-C.
 pub fn run(args: DevArgs) -> ExitCode {
-    let options = ServeOptions { host: args.host.clone(), port: args.port, static_dir: args.serve.clone() };
+    let options = ServeOptions {
+        host: args.host.clone(),
+        port: args.port,
+        static_dir: args.serve.clone(),
+        allowed_origins: args.allowed_origins.clone(),
+    };
     let result = tokio::runtime::Runtime::new().map_err(|e| format!("starting the runtime: {e}")).and_then(|runtime| {
         runtime.block_on(async {
             let dev = Arc::new(DevLoop::start(args.config()).map_err(|e| e.to_string())?);

@@ -38,13 +38,14 @@ export function followDevEvents(url) {
     ready,
     seen,
     /** The next event (after this call) matching `predicate`. */
-    next(predicate = () => true, timeout = 600000) {
+    next(predicate = () => true, timeout = 120000) {
       return new Promise((resolve, reject) => {
         const entry = { predicate, resolve: (e) => { clearTimeout(timer); resolve(e); } };
         const timer = setTimeout(() => {
           waiting.delete(entry);
           reject(new Error(`no matching dev event within ${timeout} ms; seen: ${JSON.stringify(seen.map((e) => e.type))}`));
         }, timeout);
+        timer.unref?.(); // a test that failed first must not be kept waiting for this one
         waiting.add(entry);
       });
     },

@@ -3,7 +3,7 @@
 // `workspace = true` entries resolved from the root manifest, paths made absolute — and the
 // root Cargo.lock, so it builds the same dependency versions. Built into the workspace's
 // `target/hotswap-dev`, it shares the dev loop's compiled dependencies.
-import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -44,6 +44,7 @@ export function copyGuest(name = 'editor') {
   const source = join(root, 'guest-modules', name);
   const dir = join(mkdtempSync(join(tmpdir(), `hotswap-dev-${name}-`)), name);
   cpSync(join(source, 'src'), join(dir, 'src'), { recursive: true });
+  if (existsSync(join(source, 'build.rs'))) cpSync(join(source, 'build.rs'), join(dir, 'build.rs'));
   const rootToml = readFileSync(join(root, 'Cargo.toml'), 'utf8');
   const toml = readFileSync(join(source, 'Cargo.toml'), 'utf8');
   const workspaceDeps = section(rootToml, 'workspace.dependencies');

@@ -7,7 +7,7 @@
 //! directory, so release builds are never evicted.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -135,8 +135,10 @@ fn command(config: &DevConfig, package: &Package) -> Command {
         .args(["--profile", PROFILE, "--manifest-path"])
         .arg(&package.manifest_path)
         .arg("--target-dir")
-        .arg(config.target_dir.clone().unwrap_or_else(|| package.target_dir.join("hotswap-dev")))
+        .arg(target_dir(config, package))
         .args(["--color", if std::io::stderr().is_terminal() { "always" } else { "never" }])
+        // The crate's own `.cargo/config.toml` applies, as when its developer runs cargo there.
+        .current_dir(package.manifest_path.parent().unwrap_or(Path::new(".")))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -152,6 +154,12 @@ fn command(config: &DevConfig, package: &Package) -> Command {
     #[cfg(unix)]
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     cmd
+}
+
+/// Absolute: cargo runs in the crate's directory.
+fn target_dir(config: &DevConfig, package: &Package) -> PathBuf {
+    let dir = config.target_dir.clone().unwrap_or_else(|| package.target_dir.join("hotswap-dev"));
+    std::path::absolute(&dir).unwrap_or(dir)
 }
 
 fn outcome(output: &Output, manifest: &str, ms: f64) -> Outcome {

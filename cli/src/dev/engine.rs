@@ -167,11 +167,23 @@ struct Engine {
     changed: BTreeSet<String>,
     /// The last published build as cargo wrote it (before stamping), and its dev version.
     last: Option<(Vec<u8>, String)>,
+    /// A guest whose old dev builds to unlist once the new one is announced.
+    prune: Option<String>,
 }
 
 impl Engine {
     fn new(config: DevConfig, package: Package, shared: Arc<Shared>, send: Sender<Msg>) -> Self {
-        Self { config, package, shared, send, generation: 0, running: None, changed: BTreeSet::new(), last: None }
+        Self {
+            config,
+            package,
+            shared,
+            send,
+            generation: 0,
+            running: None,
+            changed: BTreeSet::new(),
+            last: None,
+            prune: None,
+        }
     }
 
     fn run(mut self, receive: Receiver<Msg>) {
@@ -233,13 +245,9 @@ impl Engine {
             }
             Outcome::Built { wasm, ms } => self.publish(&wasm, changed, ms),
         };
-        let published = match &event {
-            DevEvent::Published { guest, .. } => Some(guest.clone()),
-            _ => None,
-        };
         self.emit(event);
         self.shared.finished.send_modify(|n| *n += 1);
-        if let Some(guest) = published {
+        if let Some(guest) = self.prune.take() {
             if let Err(e) = publish::prune(&self.config, &guest) {
                 eprintln!("hotswap dev: could not take old dev builds off the manifest: {e}");
             }
@@ -258,6 +266,9 @@ impl Engine {
         match publish::publish(&self.config, &module, wasm) {
             Ok(p) => {
                 self.last = Some((module, p.version.clone()));
+                if publish::needs_pruning(&self.config, p.listed) {
+                    self.prune = Some(p.guest.clone());
+                }
                 let publish_ms = started.elapsed().as_secs_f64() * 1000.0;
                 DevEvent::Published {
                     guest: p.guest,

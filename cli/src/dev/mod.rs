@@ -15,18 +15,22 @@
 //! `watch` (file events), `build` (cargo, cancellable), `stamp` (the dev version in the
 //! module's metadata), `publish` (sign and list it), `engine` (the loop: debounce, supersede,
 //! report), `events` (what the loop reports), `server` (HTTP: registry, push, status, the
-//! page's error overlay).
+//! page's error overlay), `guard` (who may ask that server).
 
 mod build;
 mod config;
 mod engine;
 mod error;
 mod events;
+mod guard;
 mod package;
 mod publish;
 mod server;
 mod stamp;
 mod watch;
+
+#[cfg(test)]
+mod test_guest;
 
 pub use config::DevConfig;
 pub use engine::DevLoop;

@@ -24,10 +24,12 @@ pub(crate) struct Package {
 /// Describe the package whose `Cargo.toml` is in `dir`.
 pub(crate) fn resolve(dir: &Path) -> Result<Package, DevError> {
     let fail = |why: String| DevError::NotAPackage { dir: dir.to_path_buf(), why };
+    let dir = dir.canonicalize().map_err(|e| fail(e.to_string()))?;
     let manifest = dir.join("Cargo.toml");
     let output = Command::new(cargo())
         .args(["metadata", "--format-version", "1", "--manifest-path"])
         .arg(&manifest)
+        .current_dir(&dir)
         .output()
         .map_err(|e| fail(format!("running cargo: {e}")))?;
     if !output.status.success() {

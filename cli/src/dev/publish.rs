@@ -19,26 +19,40 @@ pub(crate) struct Published {
     pub guest: String,
     pub version: String,
     pub sha256: String,
+    /// Dev builds of the guest listed now, this one included.
+    pub listed: usize,
 }
 
 /// Publish `module` (built at `source`) as the next dev build of its guest.
 pub(crate) fn publish(config: &DevConfig, module: &[u8], source: &Path) -> Result<Published, String> {
     let base = read_metadata(module).map_err(|e| e.to_string())?;
     let manifest = registry::manifest(&config.registry, &config.keys).map_err(|e| e.to_string())?;
-    let number = dev_builds(&manifest, &base.name).last().map_or(1, |(n, _)| n + 1);
+    let builds = dev_builds(&manifest, &base.name);
+    let number = builds.last().map_or(1, |(n, _)| n + 1);
     let version = dev_version(&base.version, number);
     let (stamped, _) = stamp_version(module, &version).map_err(|e| e.to_string())?;
     let publication = registry::publish_bytes(&stamped, source, &config.registry, &config.keys, true, EXPIRES_DAYS)
         .map_err(|e| e.to_string())?;
-    Ok(Published { guest: base.name, version: version.to_string(), sha256: publication.sha256 })
+    Ok(Published {
+        guest: base.name,
+        version: version.to_string(),
+        sha256: publication.sha256,
+        listed: builds.len() + 1,
+    })
 }
 
-/// Once more than twice `keep` dev builds of `guest` are listed, take all but the newest
-/// `keep` off (in batches, so most rebuilds write one manifest, not two).
+/// Whether [`prune`] has work once `listed` dev builds are listed: more than twice `keep`
+/// (pruning in batches, so most rebuilds write one manifest, not two, and do not hold the
+/// registry's lock while the server reads the new manifest).
+pub(crate) fn needs_pruning(config: &DevConfig, listed: usize) -> bool {
+    listed > 2 * config.keep.max(1)
+}
+
+/// Take all dev builds of `guest` but the newest `keep` off the manifest.
 pub(crate) fn prune(config: &DevConfig, guest: &str) -> Result<Vec<String>, String> {
     let manifest = registry::manifest(&config.registry, &config.keys).map_err(|e| e.to_string())?;
     let builds = dev_builds(&manifest, guest);
-    if builds.len() <= 2 * config.keep.max(1) {
+    if builds.len() <= config.keep.max(1) {
         return Ok(Vec::new());
     }
     let old: Vec<String> = builds[..builds.len() - config.keep.max(1)].iter().map(|(_, v)| v.clone()).collect();
@@ -56,21 +70,7 @@ fn dev_builds(manifest: &Manifest, guest: &str) -> Vec<(u64, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn guest(version: &str) -> Vec<u8> {
-        wat::parse_str(format!(
-            r#"(module
-                (memory (export "memory") 1)
-                (func (export "hotswap_alloc") (param i32) (result i32) i32.const 8)
-                (func (export "hotswap_free") (param i32 i32))
-                (func (export "hotswap_state_save") (param i32) (result i64) i64.const 0)
-                (func (export "hotswap_state_load") (param i32 i32 i32) (result i32) i32.const 0)
-                (func (export "answer") (result i32) i32.const {})
-                (@custom "hotswap.meta" "abi=1.0\nname=g\nversion={version}\nstate-schema=1\n"))"#,
-            version.len()
-        ))
-        .expect("valid WAT")
-    }
+    use crate::dev::test_guest::guest;
 
     fn config(dir: &Path) -> DevConfig {
         let key = dir.join("dev.key");
@@ -88,7 +88,9 @@ mod tests {
             let published = publish(&config, &guest("1.1.0"), &source).expect("published");
             assert_eq!(published.guest, "g");
             versions.push(published.version);
-            prune(&config, "g").expect("pruned");
+            if needs_pruning(&config, published.listed) {
+                prune(&config, "g").expect("pruned");
+            }
         }
         assert_eq!(versions, ["1.1.0-dev.1", "1.1.0-dev.2", "1.1.0-dev.3", "1.1.0-dev.4", "1.1.0-dev.5"]);
         let manifest = registry::manifest(&config.registry, &config.keys).expect("verifies");

@@ -3,16 +3,15 @@
 //! `overlay.css` (the error overlay and dev notices). [`serve`]: `hotswap dev`'s own
 //! server, which adds the registry (`/registry/manifest.json` with ETags,
 //! `/registry/modules/<sha256>.wasm`, `/registry/events`: one push per published build),
-//! `/dev/config.json` (what a page pins) and the app's static files, on loopback only.
+//! `/dev/config.json` (what a page pins) and the app's static files, behind `guard`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use axum::extract::{Path as UrlPath, Request, State};
+use axum::extract::{Path as UrlPath, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::middleware::Next;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -22,6 +21,7 @@ use hotswap_registry::{MANIFEST_FILE, MODULES_DIR};
 use tokio::sync::broadcast::error::RecvError;
 use tower_http::services::ServeDir;
 
+use super::guard::Guard;
 use super::{DevError, DevEvent, DevLoop};
 use crate::registry::sha256_hex;
 
@@ -47,6 +47,9 @@ pub struct ServeOptions {
     pub port: u16,
     /// The app's page and scripts, served at `/`.
     pub static_dir: Option<PathBuf>,
+    /// Origins of pages served elsewhere (another dev server) that may read the registry
+    /// and the events; none by default.
+    pub allowed_origins: Vec<String>,
 }
 
 /// Serve `dev`'s registry, push and pages until Ctrl-C (or SIGTERM); then stop the loop
@@ -91,23 +94,8 @@ fn standalone(dev: Arc<DevLoop>, options: &ServeOptions, port: u16) -> Router {
     if let Some(dir) = &options.static_dir {
         app = app.fallback_service(ServeDir::new(dir));
     }
-    let hosts = Arc::new(loopback_hosts(&options.host, port));
-    app.layer(axum::middleware::from_fn_with_state(hosts, only_hosts))
-}
-
-/// `Host` values a loopback dev server answers; anything else is a page elsewhere whose
-/// name was made to resolve here (DNS rebinding), which could read the source in compile
-/// errors.
-fn loopback_hosts(bind: &str, port: u16) -> Vec<String> {
-    ["127.0.0.1", "localhost", "[::1]", bind].iter().map(|h| format!("{h}:{port}")).collect()
-}
-
-async fn only_hosts(State(hosts): State<Arc<Vec<String>>>, request: Request, next: Next) -> Response {
-    let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_ascii_lowercase);
-    if host.is_some_and(|h| hosts.contains(&h)) {
-        return next.run(request).await;
-    }
-    (StatusCode::MISDIRECTED_REQUEST, "hotswap dev answers only to its loopback address\n").into_response()
+    let guard = Arc::new(Guard::new(&options.host, port, &options.allowed_origins));
+    app.layer(axum::middleware::from_fn_with_state(guard, super::guard::guard))
 }
 
 /// Ctrl-C, or SIGTERM.

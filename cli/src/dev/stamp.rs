@@ -4,14 +4,16 @@
 
 use hotswap_abi::{GuestMetadata, METADATA_SECTION};
 use semver::{Prerelease, Version};
+use wasm_encoder::{CustomSection, RawSection};
+use wasmparser::{Parser, Payload};
 
 /// Why a module could not be stamped.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum StampError {
-    /// The bytes are not a WebAssembly module, or a section runs past the end.
+    /// The bytes are not a WebAssembly module.
     #[error("not a well-formed WebAssembly module: {0}")]
-    Malformed(&'static str),
+    Malformed(String),
     /// No `hotswap.meta` section, or more than one.
     #[error("the module must have exactly one `{METADATA_SECTION}` section, found {0}")]
     Sections(usize),
@@ -35,121 +37,62 @@ pub(crate) fn dev_number(version: &str) -> Option<u64> {
     n.parse().ok()
 }
 
-/// `module` with the version in its metadata replaced by `version`; every other byte in
-/// place. Returns the module's metadata as it was.
+/// `module` with the version in its metadata replaced by `version`; every other section
+/// as it was, in place. Returns the module's metadata as it was.
 pub fn stamp_version(module: &[u8], version: &Version) -> Result<(Vec<u8>, GuestMetadata), StampError> {
-    let (section, original) = metadata_section(module)?;
+    let original = read_metadata(module)?;
     let text = GuestMetadata { version: version.clone(), ..original.clone() }.encode();
-    let mut payload = Vec::new();
-    write_leb(&mut payload, METADATA_SECTION.len() as u64);
-    payload.extend_from_slice(METADATA_SECTION.as_bytes());
-    payload.extend_from_slice(text.as_bytes());
-    let mut out = Vec::with_capacity(module.len() + 16);
-    out.extend_from_slice(&module[..section.whole.start]);
-    out.push(0);
-    write_leb(&mut out, payload.len() as u64);
-    out.extend_from_slice(&payload);
-    out.extend_from_slice(&module[section.whole.end..]);
-    Ok((out, original))
+    let mut out = wasm_encoder::Module::new();
+    for payload in Parser::new(0).parse_all(module) {
+        let payload = payload.map_err(malformed)?;
+        match &payload {
+            Payload::CustomSection(reader) if reader.name() == METADATA_SECTION => {
+                out.section(&CustomSection { name: METADATA_SECTION.into(), data: text.as_bytes().into() });
+            }
+            _ => {
+                if let Some((id, range)) = payload.as_section() {
+                    let data = usize::try_from(range.start)
+                        .ok()
+                        .zip(usize::try_from(range.end).ok())
+                        .and_then(|(start, end)| module.get(start..end))
+                        .ok_or_else(|| StampError::Malformed("a section past the end".into()))?;
+                    out.section(&RawSection { id, data });
+                }
+            }
+        }
+    }
+    Ok((out.finish(), original))
 }
 
-/// The module's metadata (its `hotswap.meta` section, parsed).
+/// The module's metadata (its one `hotswap.meta` section, parsed).
 pub(crate) fn read_metadata(module: &[u8]) -> Result<GuestMetadata, StampError> {
-    Ok(metadata_section(module)?.1)
-}
-
-fn metadata_section(module: &[u8]) -> Result<(Section, GuestMetadata), StampError> {
-    let mut meta: Vec<Section> =
-        sections(module)?.into_iter().filter(|s| s.name.as_deref() == Some(METADATA_SECTION)).collect();
-    if meta.len() != 1 {
-        return Err(StampError::Sections(meta.len()));
-    }
-    let section = meta.remove(0);
-    let parsed =
-        GuestMetadata::parse(&module[section.content.clone()]).map_err(|e| StampError::Metadata(e.to_string()))?;
-    Ok((section, parsed))
-}
-
-/// A section: where it is (id byte to end), a custom section's name, and its content.
-struct Section {
-    whole: std::ops::Range<usize>,
-    name: Option<String>,
-    content: std::ops::Range<usize>,
-}
-
-fn sections(module: &[u8]) -> Result<Vec<Section>, StampError> {
-    if module.get(..8) != Some(b"\0asm\x01\0\0\0".as_slice()) {
-        return Err(StampError::Malformed("no wasm header"));
-    }
-    let mut at = 8;
-    let mut out = Vec::new();
-    while at < module.len() {
-        let start = at;
-        let id = module[at];
-        at += 1;
-        let size = read_leb(module, &mut at)?;
-        let end =
-            at.checked_add(size).filter(|e| *e <= module.len()).ok_or(StampError::Malformed("section too long"))?;
-        let (name, content) = if id == 0 {
-            let mut inner = at;
-            let len = read_leb(module, &mut inner)?;
-            let name_end =
-                inner.checked_add(len).filter(|e| *e <= end).ok_or(StampError::Malformed("name too long"))?;
-            (Some(String::from_utf8_lossy(&module[inner..name_end]).into_owned()), name_end..end)
-        } else {
-            (None, at..end)
-        };
-        out.push(Section { whole: start..end, name, content });
-        at = end;
-    }
-    Ok(out)
-}
-
-fn read_leb(bytes: &[u8], at: &mut usize) -> Result<usize, StampError> {
-    let mut value: u64 = 0;
-    for shift in (0..35).step_by(7) {
-        let byte = *bytes.get(*at).ok_or(StampError::Malformed("truncated length"))?;
-        *at += 1;
-        value |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            return usize::try_from(value).map_err(|_| StampError::Malformed("length too large"));
+    let mut sections = Vec::new();
+    for payload in Parser::new(0).parse_all(module) {
+        if let Payload::CustomSection(reader) = payload.map_err(malformed)? {
+            if reader.name() == METADATA_SECTION {
+                sections.push(reader.data().to_vec());
+            }
         }
     }
-    Err(StampError::Malformed("length longer than 5 bytes"))
+    match sections.as_slice() {
+        [one] => GuestMetadata::parse(one).map_err(|e| StampError::Metadata(e.to_string())),
+        other => Err(StampError::Sections(other.len())),
+    }
 }
 
-fn write_leb(out: &mut Vec<u8>, mut value: u64) {
-    loop {
-        let byte = (value & 0x7f) as u8;
-        value >>= 7;
-        if value == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
+fn malformed(error: wasmparser::BinaryReaderError) -> StampError {
+    StampError::Malformed(error.message().to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const GUEST: &str = r#"(module
-        (memory (export "memory") 1)
-        (func (export "hotswap_alloc") (param i32) (result i32) i32.const 8)
-        (func (export "hotswap_free") (param i32 i32))
-        (func (export "hotswap_state_save") (param i32) (result i64) i64.const 0)
-        (func (export "hotswap_state_load") (param i32 i32 i32) (result i32) i32.const 0)
-        (@custom "hotswap.meta" "abi=1.0\nname=g\nversion=1.1.0\nstate-schema=1\n"))"#;
-
-    fn guest() -> Vec<u8> {
-        wat::parse_str(GUEST).expect("valid WAT")
-    }
+    use crate::dev::test_guest::guest;
 
     #[test]
     fn a_stamped_module_says_its_dev_version_and_the_loader_accepts_it() {
         let version = dev_version(&Version::new(1, 1, 0), 7);
-        let (stamped, before) = stamp_version(&guest(), &version).expect("stamped");
+        let (stamped, before) = stamp_version(&guest("1.1.0"), &version).expect("stamped");
         assert_eq!(before.version.to_string(), "1.1.0");
         let interface = hotswap_inspect::inspect(&stamped).expect("still a guest");
         assert_eq!(interface.metadata.version.to_string(), "1.1.0-dev.7");
@@ -168,9 +111,9 @@ mod tests {
 
     #[test]
     fn damaged_modules_are_refused_with_a_reason_never_a_panic() {
-        let good = guest();
+        let good = guest("1.1.0");
         let version = Version::new(1, 0, 0);
-        assert_eq!(stamp_version(b"\0asm", &version).unwrap_err(), StampError::Malformed("no wasm header"));
+        assert!(matches!(stamp_version(b"\0asm", &version), Err(StampError::Malformed(_))));
         for cut in 8..good.len() {
             let _ = stamp_version(&good[..cut], &version);
         }
