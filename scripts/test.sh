@@ -30,4 +30,4 @@ export WASM_BINDGEN_TEST_TIMEOUT=900
 wasm-pack test --headless --chrome --mode no-install loader --features watch
 
 echo "== Playwright (the pages in Chromium, the demo end to end against the real server)"
-node --test tests/page.test.mjs tests/demo.test.mjs tests/demo-hostile.test.mjs tests/examples.test.mjs
+node --test tests/page.test.mjs tests/demo.test.mjs tests/demo-hostile.test.mjs tests/examples.test.mjs tests/dev.test.mjs tests/dev-cli.test.mjs

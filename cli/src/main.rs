@@ -7,8 +7,11 @@
 //! hotswap verify www/registry --pub keys/release.pub
 //! hotswap promote editor 2.0.0 --registry www/registry --key keys/release.key
 //! hotswap rollback editor 1.1.0 --registry www/registry --key keys/release.key
+//! hotswap dev guest-modules/counter --serve www/counter
 //! ```
 //! Every failure is one line on stderr and exit status 1 (2 for usage errors).
+
+mod dev_command;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -75,6 +78,9 @@ enum Command {
     Promote(Choice),
     /// Make an earlier release current again, in a new (higher) manifest version
     Rollback(Choice),
+    /// Watch a guest crate; on every save rebuild it, publish it as a dev version to a local
+    /// registry, and push it to the open pages (which swap, state kept)
+    Dev(dev_command::DevArgs),
 }
 
 /// Which release `promote` / `rollback` make current, and how to sign.
@@ -103,6 +109,7 @@ impl Choice {
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
+        Command::Dev(args) => return dev_command::run(args),
         Command::Keygen { out, name } => keys::keygen(&out, &name),
         Command::Inspect { wasm, json: false } => registry::inspect(&wasm),
         Command::Inspect { wasm, json: true } => registry::inspect_json(&wasm),

@@ -132,7 +132,7 @@ impl Registry {
 
     /// Sign and write the manifest as the next version — above `floor` too — atomically: a
     /// temporary file of this process, synced, renamed over the manifest.
-    fn save(mut self, signers: &[SigningKey], expires_days: u64, floor: u64) -> Result<u64, CliError> {
+    fn save(&mut self, signers: &[SigningKey], expires_days: u64, floor: u64) -> Result<u64, CliError> {
         self.manifest.version = self.manifest.version.max(floor) + 1;
         self.manifest.expires = now() + expires_days * 86_400;
         let publics: Vec<[u8; 32]> = signers.iter().map(|k| k.verifying_key().to_bytes()).collect();
@@ -186,12 +186,33 @@ pub fn publish(
     expires_days: u64,
 ) -> Result<String, CliError> {
     let bytes = std::fs::read(wasm).map_err(CliError::io(wasm))?;
-    let interface = check_module(&bytes, wasm)?;
+    publish_bytes(&bytes, wasm, dir, key_paths, make_current, expires_days).map(|p| p.report)
+}
+
+/// What [`publish_bytes`] did.
+#[derive(Clone, Debug)]
+pub struct Publication {
+    /// The one-line report `hotswap publish` prints.
+    pub report: String,
+    /// The module's SHA-256, lower-case hex.
+    pub sha256: String,
+}
+
+/// [`publish`] for a module in memory; `source` names it in errors.
+pub fn publish_bytes(
+    bytes: &[u8],
+    source: &Path,
+    dir: &Path,
+    key_paths: &[PathBuf],
+    make_current: bool,
+    expires_days: u64,
+) -> Result<Publication, CliError> {
+    let interface = check_module(bytes, source)?;
     let keys = signers(key_paths)?;
     let mut registry = Registry::open(dir, &keys)?;
-    let sha256 = sha256_hex(&bytes);
+    let sha256 = sha256_hex(bytes);
     let url = format!("{MODULES_DIR}/{sha256}.wasm");
-    store_module(&dir.join(&url), &bytes)?;
+    store_module(&dir.join(&url), bytes)?;
     let m = &interface.metadata;
     let version = m.version.to_string();
     let release = Release {
@@ -214,10 +235,45 @@ pub fn publish(
     }
     let current = guest.current.clone();
     let manifest_version = registry.save(&keys, expires_days, 0)?;
-    Ok(format!(
+    let report = format!(
         "published {} {version} (sha256 {sha256}); current {current}; manifest version {manifest_version}",
         m.name
-    ))
+    );
+    Ok(Publication { report, sha256 })
+}
+
+/// Take releases of `guest` off the manifest (never the current one), in a new manifest
+/// version, and delete the module files no release lists any more. Returns the versions
+/// taken off. `hotswap dev` keeps its registry to the last few dev builds with it.
+pub fn unlist(
+    dir: &Path,
+    guest: &str,
+    versions: &[String],
+    key_paths: &[PathBuf],
+    expires_days: u64,
+) -> Result<Vec<String>, CliError> {
+    let keys = signers(key_paths)?;
+    let mut registry = Registry::open(dir, &keys)?;
+    let Some(releases) = registry.manifest.guests.get_mut(guest) else { return Ok(Vec::new()) };
+    let current = releases.current.clone();
+    let gone: Vec<String> =
+        versions.iter().filter(|v| **v != current && releases.versions.remove(*v).is_some()).cloned().collect();
+    if gone.is_empty() {
+        return Ok(gone);
+    }
+    let listed: std::collections::HashSet<String> =
+        registry.manifest.guests.values().flat_map(|g| g.versions.values().map(|r| r.url.clone())).collect();
+    registry.save(&keys, expires_days, 0)?;
+    // Still under the registry's lock: no publish is storing a module meanwhile.
+    let modules = registry.dir.join(MODULES_DIR);
+    for entry in std::fs::read_dir(&modules).map_err(CliError::io(&modules))?.flatten() {
+        let url = format!("{MODULES_DIR}/{}", entry.file_name().to_string_lossy());
+        if !listed.contains(&url) {
+            // A file left behind costs only disk; the manifest no longer names it.
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    Ok(gone)
 }
 
 /// Write a module under its digest; an existing file must hold the same bytes.

@@ -3,6 +3,7 @@
 //! ```text
 //! demo-app [--port 8080] [--host 127.0.0.1] [--data <root>/.data] [--root <cwd>]
 //!          [--allowed-host NAME:PORT]... [--allowed-origin URL]...
+//!          [--dev <guest crate> [--dev-features F] [--dev-rustflags R] [--dev-target-dir D]]
 //! ```
 //! `PORT`, `HOTSWAP_DATA`, `HOTSWAP_ALLOWED_HOSTS` and `HOTSWAP_ALLOWED_ORIGINS` (comma
 //! separated) set them too. Serves `www/` (the editor), `/pkg` (the loader's npm package),
@@ -10,8 +11,10 @@
 //! `/registry/modules/<sha256>.wasm`, `/registry/events`: Server-Sent Events, one per new
 //! manifest), `/api/config` (what the page pins), `/fallback/editor.wasm`,
 //! `POST /api/deploy` (with the deploy credential) and the `/ws` relay. See
-//! [`security`] for who may talk to it.
+//! [`security`] for who may talk to it. With `--dev`, the registry is the dev registry,
+//! fed by the dev loop (see [`dev`]).
 
+mod dev;
 mod document;
 mod limits;
 mod registry;
@@ -36,6 +39,9 @@ use futures_util::Stream;
 use serde::Deserialize;
 use tower_http::services::ServeDir;
 
+use hotswap_cli::dev::DevLoop;
+
+use crate::dev::DevArgs;
 use crate::registry::{deploy_refusal, DemoRegistry, ModuleRefusal, GUEST};
 use crate::relay::Hub;
 use crate::security::{DeployToken, Gate};
@@ -47,6 +53,10 @@ struct App {
     registry: Arc<DemoRegistry>,
     gate: Arc<Gate>,
     token: DeployToken,
+    /// The registry's URL path: `/registry`, or `/dev/registry` in dev mode.
+    registry_url: &'static str,
+    /// The dev loop (`--dev`).
+    dev: Option<Arc<DevLoop>>,
 }
 
 struct Args {
@@ -56,9 +66,10 @@ struct Args {
     root: PathBuf,
     allowed_hosts: Vec<String>,
     allowed_origins: Vec<String>,
+    dev: Option<DevArgs>,
 }
 
-const USAGE: &str = "usage: demo-app [--port N] [--host H] [--data DIR] [--root DIR] [--allowed-host NAME:PORT]... [--allowed-origin URL]...";
+const USAGE: &str = "usage: demo-app [--port N] [--host H] [--data DIR] [--root DIR] [--allowed-host NAME:PORT]... [--allowed-origin URL]... [--dev CRATE_DIR [--dev-features F] [--dev-rustflags R] [--dev-target-dir D] [--dev-debounce-ms N]]";
 
 fn parse_args() -> Result<Args, String> {
     let root = std::env::current_dir().map_err(|e| e.to_string())?;
@@ -72,6 +83,7 @@ fn parse_args() -> Result<Args, String> {
         root,
         allowed_hosts: list("HOTSWAP_ALLOWED_HOSTS"),
         allowed_origins: list("HOTSWAP_ALLOWED_ORIGINS"),
+        dev: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -83,6 +95,7 @@ fn parse_args() -> Result<Args, String> {
             "--root" => args.root = value()?.into(),
             "--allowed-host" => args.allowed_hosts.push(value()?),
             "--allowed-origin" => args.allowed_origins.push(value()?),
+            dev if DevArgs::FLAGS.contains(&dev) => args.dev.get_or_insert_with(DevArgs::default).set(dev, value()?)?,
             "--help" | "-h" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other} (see --help)")),
         }
@@ -118,6 +131,7 @@ async fn run() -> Result<(), String> {
     if let Err(e) = std::fs::write(&url_file, format!("{url}\n")) {
         eprintln!("demo-app: writing {}: {e}", url_file.display());
     }
+    let dev = app.dev.clone();
     let app = router(&args, app);
     println!("wasm-hotswap demo: open {url}/ in two windows (Ctrl-C stops)");
     axum::serve(listener, app)
@@ -125,6 +139,10 @@ async fn run() -> Result<(), String> {
             stop_signal().await;
             eprintln!("demo-app: shutting down");
             let _ = stop.send(true);
+            if let Some(dev) = dev {
+                // Stops the watcher and the build under way (cargo and rustc) before exiting.
+                let _ = tokio::task::spawn_blocking(move || dev.stop()).await;
+            }
         })
         .await
         .map_err(|e| e.to_string())
@@ -133,15 +151,18 @@ async fn run() -> Result<(), String> {
 /// Everything the server needs, from its data directory, for a server on `port`.
 fn prepare(args: &Args, port: u16, shutdown: tokio::sync::watch::Receiver<bool>) -> Result<Arc<App>, String> {
     let log = UpdateLog::open(&args.data.join("updates.log")).map_err(|e| format!("opening the update log: {e}"))?;
-    let registry = DemoRegistry::open(&args.root.join("target/guests"), &args.data)
+    let home = if args.dev.is_some() { dev::home(&args.data) } else { args.data.clone() };
+    let registry = DemoRegistry::open(&args.root.join("target/guests"), &home, &args.data.join("keys"))
         .map_err(|e| format!("preparing the registry (run `npm run build` first): {e}"))?;
     let registry = Arc::new(registry);
+    let dev = args.dev.as_ref().map(|d| dev::start(d, registry.clone())).transpose()?;
+    let registry_url = if dev.is_some() { dev::REGISTRY_URL } else { "/registry" };
     let token = DeployToken::open(&args.data).map_err(|e| format!("preparing the deploy credential: {e}"))?;
     eprintln!("demo-app: {} stored updates in {}", log.records().len(), log.path().display());
     tokio::spawn(watch_registry(registry.clone(), shutdown.clone()));
     let hub = Hub::new(log, shutdown).map_err(|e| format!("rewriting the update log: {e}"))?;
     let gate = Arc::new(Gate::new(&args.host, port, &args.allowed_hosts, &args.allowed_origins));
-    Ok(Arc::new(App { hub: Arc::new(hub), registry, gate, token }))
+    Ok(Arc::new(App { hub: Arc::new(hub), registry, gate, token, registry_url, dev }))
 }
 
 /// Ctrl-C, or SIGTERM (what `kill` and service managers send).
@@ -168,19 +189,24 @@ fn router(args: &Args, app: Arc<App>) -> Router {
         HeaderValue::from_static("no-cache"),
     );
     let guard = axum::middleware::from_fn_with_state(app.gate.clone(), security::guard);
-    Router::new()
+    let registry = app.registry_url;
+    let mut router = Router::new()
         .route("/ws", get(websocket))
         .route("/api/config", get(config))
         .route("/api/deploy", post(deploy))
-        .route("/registry/manifest.json", get(manifest))
-        .route("/registry/events", get(events))
-        .route("/registry/modules/{file}", get(module))
+        .route(&format!("{registry}/manifest.json"), get(manifest))
+        .route(&format!("{registry}/events"), get(events))
+        .route(&format!("{registry}/modules/{{file}}"), get(module))
         .route("/fallback/editor.wasm", get(fallback))
+        .with_state(app.clone());
+    if let Some(dev) = &app.dev {
+        router = router.nest("/dev", hotswap_cli::dev::router(dev.clone()));
+    }
+    router
         .nest_service("/pkg", ServeDir::new(args.root.join("loader/pkg")))
         .fallback_service(ServeDir::new(args.root.join("www")))
         .layer(no_cache)
         .layer(guard)
-        .with_state(app)
 }
 
 /// Notice changes of the manifest and module files, whoever made them.
@@ -221,12 +247,15 @@ async fn config(State(app): State<Arc<App>>) -> Response {
         .fallback
         .as_ref()
         .map(|(_, sha256)| serde_json::json!({ "url": "/fallback/editor.wasm", "sha256": sha256 }));
+    // Dev mode: where the page finds the dev loop's events and its error overlay.
+    let dev = app.dev.as_ref().map(|_| serde_json::json!({ "events": "/dev/events", "overlay": "/dev/overlay.js" }));
     Json(serde_json::json!({
         "guest": GUEST,
-        "manifest": "/registry/manifest.json",
-        "push": "/registry/events",
+        "manifest": format!("{}/manifest.json", app.registry_url),
+        "push": format!("{}/events", app.registry_url),
         "keys": [app.registry.public_hex],
         "fallback": fallback,
+        "dev": dev,
     }))
     .into_response()
 }

@@ -114,11 +114,13 @@ struct BuiltGuest {
 }
 
 impl DemoRegistry {
-    /// Open (or create) the registry under `data`, listing every editor built under
-    /// `built` that it does not list yet; the first one published becomes current.
-    pub fn open(built: &Path, data: &Path) -> Result<Self, StartError> {
-        let key = ensure_key(&data.join("keys"))?;
-        let dir = data.join("registry");
+    /// Open (or create) the registry `<home>/registry`, signed with `<keys>/demo.key`, listing
+    /// every editor built under `built` that it does not list yet; the first one published
+    /// becomes current. `home` is the data directory (`<data>/dev` for the dev registry of
+    /// `--dev`, which pages find at another URL, so its manifest versions never meet these).
+    pub fn open(built: &Path, home: &Path, keys: &Path) -> Result<Self, StartError> {
+        let key = ensure_key(keys)?;
+        let dir = home.join("registry");
         let guests = built_editors(built)?;
         publish_new(&dir, &key, &guests)?;
         renew_if_expiring(&dir, &key)?;
@@ -126,7 +128,7 @@ impl DemoRegistry {
         let public_hex = std::fs::read_to_string(&public).map_err(CliError::io(public))?;
         let fallback = guests.first().map(|(_, path)| std::fs::read(path).map_err(CliError::io(path))).transpose()?;
         let (changes, _) = broadcast::channel(16);
-        let high_water_path = data.join("manifest-high-water");
+        let high_water_path = home.join("manifest-high-water");
         let high_water =
             std::fs::read_to_string(&high_water_path).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
         let registry = Self {
@@ -146,6 +148,16 @@ impl DemoRegistry {
         registry.refresh();
         registry.check_modules();
         Ok(registry)
+    }
+
+    /// The signing key's file.
+    pub fn key(&self) -> &Path {
+        &self.key
+    }
+
+    /// The registry directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Make `version` current (a new manifest version, signed), as `hotswap promote` does,

@@ -169,6 +169,7 @@ async fn serve() -> Server {
         root: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".."),
         allowed_hosts: vec![],
         allowed_origins: vec![],
+        dev: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

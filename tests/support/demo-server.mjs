@@ -21,10 +21,12 @@ export function startDemo({ data, port = 0, args = [] }) {
       if (!found) return;
       clearTimeout(timer);
       child.stdout.removeAllListeners('data');
+      child.stdout.on('data', (d) => { out += d; });
       resolve({
         url: found[1],
         token: readFileSync(join(data, 'deploy-token'), 'utf8').trim(),
         printed: out,
+        output: () => out,
         log: () => log,
         stop: (signal = 'SIGINT') => new Promise((done) => {
           if (child.exitCode !== null || child.signalCode !== null) return done(child.exitCode);

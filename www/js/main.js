@@ -12,6 +12,7 @@ import { createBinding } from './binding.js';
 import { createRelay } from './relay.js';
 import { createPanel } from './panel.js';
 import { createEvents } from './events.js';
+import { startDev } from './dev.js';
 
 /** Everything the page's modules share about this editing session. */
 const session = {
@@ -111,6 +112,7 @@ async function main() {
   takeDeployToken();
   panel.showDeployAccess();
   await start();
+  startDev(session).catch((error) => notice('dev', `The dev overlay failed to start: ${error.message}`));
   $('name').value = localStorage.getItem('hotswap-name') || `Guest ${Math.floor(Math.random() * 900 + 100)}`;
   $('name').addEventListener('change', () => {
     localStorage.setItem('hotswap-name', $('name').value);

@@ -1,5 +1,7 @@
 //! `cargo run -p xtask -- guests [OUT_DIR]`: build every guest the tests, the benchmark and
 //! the page use, and write `index.json` (name → file, sha256, size) beside them.
+//! `cargo run -p xtask -- rustflags PACKAGE`: the extra RUSTFLAGS a guest is built with
+//! (what the dev loop passes, so its builds match the release ones).
 //!
 //! Rust guests are the `counter` crate built with different features; the structural
 //! faults (a missing export, bad metadata, a trapping start function, …) cannot be written
@@ -71,6 +73,17 @@ fn main() -> ExitCode {
                 }
             }
         }
+        // The dev loop (`npm run dev`) builds a guest with the same flags as its release.
+        Some("rustflags") => match RUST_GUESTS.iter().find(|g| Some(g.package) == args.get(1).map(String::as_str)) {
+            Some(guest) => {
+                println!("{}", guest.rustflags.unwrap_or_default());
+                ExitCode::SUCCESS
+            }
+            None => {
+                eprintln!("xtask rustflags: name a guest package: counter, editor");
+                ExitCode::from(2)
+            }
+        },
         #[cfg(feature = "fixtures")]
         Some("fixtures") => {
             let out = args.get(1).map(PathBuf::from).unwrap_or_else(|| root().join("target/guests"));
@@ -83,7 +96,7 @@ fn main() -> ExitCode {
             }
         }
         _ => {
-            eprintln!("usage: cargo run -p xtask -- guests [OUT_DIR]  |  cargo run --release -p xtask --features fixtures -- fixtures [OUT_DIR]");
+            eprintln!("usage: cargo run -p xtask -- guests [OUT_DIR]  |  rustflags PACKAGE  |  cargo run --release -p xtask --features fixtures -- fixtures [OUT_DIR]");
             ExitCode::from(2)
         }
     }
