@@ -14,13 +14,13 @@ import { launch, watchedPage } from './support/browser.mjs';
 import { copyGuest, devTarget, editSource, root } from './support/guest-copy.mjs';
 import { followDevEvents } from './support/dev-events.mjs';
 
-// The README's example page, with the loader package at /pkg.
+// The README's example page, with the loader package at /pkg (its `wasm-hotswap/watch` entry).
 const PAGE = `
-import init, { HotSwap } from "/pkg/wasm_hotswap.js";
-import { connect } from "/dev/overlay.js";
+import init, { HotSwap } from "/pkg/watch.js";
 await init();
 const dev = await (await fetch("/dev/config.json")).json();
 const counter = await HotSwap.watch(dev.manifest, { guest: "counter", keys: dev.keys, push: dev.push });
+const { connect } = await import(dev.overlay);
 connect({ slot: counter });
 window.counter = counter;
 `;

@@ -4,8 +4,11 @@
 //! the calls — deterministic, unlike a lock whose waiters race for it.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
 
 use js_sys::{Function, Promise};
+use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
@@ -58,34 +61,44 @@ thread_local! {
 }
 
 /// A `MessageChannel` whose messages resolve the promises waiting for the next task, oldest
-/// first (messages on one channel arrive in order).
+/// first (messages on one channel arrive in order). The port listens only while a promise
+/// waits: in Node a listening port keeps the process alive, so a script that swapped once
+/// would otherwise never exit.
 struct Ticks {
-    port: Option<web_sys::MessagePort>,
-    waiting: std::rc::Rc<RefCell<std::collections::VecDeque<Function>>>,
-    _on_message: Option<wasm_bindgen::closure::Closure<dyn FnMut(JsValue)>>,
+    channel: Option<web_sys::MessageChannel>,
+    waiting: Rc<RefCell<VecDeque<Function>>>,
+    on_message: Option<Closure<dyn FnMut(JsValue)>>,
 }
 
 impl Ticks {
     fn new() -> Self {
-        let waiting: std::rc::Rc<RefCell<std::collections::VecDeque<Function>>> = std::rc::Rc::default();
+        let waiting: Rc<RefCell<VecDeque<Function>>> = Rc::default();
         let Ok(channel) = web_sys::MessageChannel::new() else {
-            return Self { port: None, waiting, _on_message: None };
+            return Self { channel: None, waiting, on_message: None };
         };
         let queue = waiting.clone();
-        let on_message = wasm_bindgen::closure::Closure::<dyn FnMut(JsValue)>::new(move |_| {
-            if let Some(resolve) = queue.borrow_mut().pop_front() {
+        let port = channel.port1();
+        let on_message = Closure::<dyn FnMut(JsValue)>::new(move |_| {
+            let resolve = queue.borrow_mut().pop_front();
+            if queue.borrow().is_empty() {
+                port.set_onmessage(None);
+            }
+            if let Some(resolve) = resolve {
                 let _ = resolve.call0(&JsValue::UNDEFINED);
             }
         });
-        channel.port1().set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-        Self { port: Some(channel.port2()), waiting, _on_message: Some(on_message) }
+        Self { channel: Some(channel), waiting, on_message: Some(on_message) }
     }
 
     /// A promise resolved on the next task; `None` where there is no `MessageChannel`.
     fn next(&self) -> Option<Promise> {
-        let port = self.port.as_ref()?;
+        let (channel, on_message) = (self.channel.as_ref()?, self.on_message.as_ref()?);
         let tick = Promise::new(&mut |resolve, _| self.waiting.borrow_mut().push_back(resolve));
-        port.post_message(&JsValue::UNDEFINED).ok()?;
+        channel.port1().set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        if channel.port2().post_message(&JsValue::UNDEFINED).is_err() {
+            self.waiting.borrow_mut().pop_back();
+            return None;
+        }
         Some(tick)
     }
 }

@@ -3,7 +3,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,13 +28,17 @@ export function run(command, args, { cwd = ROOT, env } = {}) {
 }
 
 /**
- * `npm ci` in `dir` unless its node_modules was installed after the lockfile last changed
- * (scripts/bootstrap.sh's rule), so a second run installs nothing.
+ * `npm install` in `dir` unless its node_modules was installed after the lockfile last changed
+ * (scripts/bootstrap.sh's rule), so a second run installs nothing. Not `npm ci`: the package
+ * registry this runs against holds only this platform's builds of Vite's native optional
+ * dependencies (rollup, rolldown), so the lockfiles cannot list the others and `npm ci` would
+ * refuse them as out of sync; `npm install` installs from the same lockfile and leaves it as
+ * it is.
  */
-export async function npmCi(dir) {
+export async function npmInstall(dir) {
   const installed = join(dir, 'node_modules', '.package-lock.json');
   if (existsSync(installed) && statSync(installed).mtimeMs >= statSync(join(dir, 'package-lock.json')).mtimeMs) return false;
-  await run('npm', ['ci', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: dir });
+  await run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: dir });
   return true;
 }
 
@@ -42,6 +46,7 @@ export async function npmCi(dir) {
 export async function packLoader() {
   if (!existsSync(join(ROOT, 'loader', 'pkg', 'package.json'))) throw new Error('loader/pkg is not built: run bash scripts/build.sh');
   const out = join(ROOT, 'target', 'npm');
+  await mkdir(out, { recursive: true }); // npm pack writes into it but does not create it
   const [{ filename }] = JSON.parse(await run('npm', ['pack', './loader/pkg', '--pack-destination', out, '--json', '--loglevel=error']));
   return join(out, filename);
 }
