@@ -26,7 +26,7 @@ mod signature;
 #[doc(hidden)]
 pub use coded::__private;
 pub use coded::{Detail, IntoDetail};
-pub use metadata::{GuestMetadata, MetadataError, MAX_NAME_LEN};
+pub use metadata::{is_valid_name, GuestMetadata, MetadataError, MAX_NAME_LEN, NAME_RULE};
 pub use rules::{check_abi, transfer_schema, AbiVersion, RuleError, BASE_ABI, LOADER_ABI};
 pub use signature::{FuncSig, ValType};
 

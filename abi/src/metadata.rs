@@ -87,7 +87,7 @@ impl GuestMetadata {
         let fields = Fields::split(text)?;
         let metadata = Self {
             abi: fields.parse("abi", "MAJOR.MINOR", |v| v.parse().ok())?,
-            name: fields.parse("name", "1-64 chars of [a-z0-9_-]", valid_name)?,
+            name: fields.parse("name", NAME_RULE, |v| is_valid_name(v).then(|| v.to_string()))?,
             version: fields.parse("version", "a SemVer version", |v| v.parse().ok())?,
             state_schema: fields.parse("state-schema", "an integer", |v| v.parse().ok())?,
             migrates_from: fields.parse_or_default("migrates-from", parse_list)?,
@@ -178,10 +178,13 @@ impl<'a> Fields<'a> {
     }
 }
 
-fn valid_name(name: &str) -> Option<String> {
-    let ok = (1..=MAX_NAME_LEN).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    ok.then(|| name.to_string())
+/// What a guest name may be, in words.
+pub const NAME_RULE: &str = "1-64 chars of [a-z0-9_-]";
+
+/// Whether `name` is a valid guest name ([`NAME_RULE`]); the registry lists guests by it.
+pub fn is_valid_name(name: &str) -> bool {
+    (1..=MAX_NAME_LEN).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
 fn parse_flag(value: &str) -> Option<bool> {

@@ -43,7 +43,7 @@ pub enum CliError {
     #[error("no randomness for a key: {0}")]
     NoRandomness(String),
     /// The registry's manifest does not verify with the keys given.
-    #[error("{}: tampered or untrusted registry: {source}", path.display())]
+    #[error("{}: tampered or untrusted registry: {source} [{}]", path.display(), source.code())]
     Untrusted {
         /// The manifest file.
         path: PathBuf,
@@ -53,7 +53,7 @@ pub enum CliError {
     },
     /// The registry refuses the request (a guest or release that is not listed, an expired
     /// manifest).
-    #[error(transparent)]
+    #[error("{0} [{code}]", code = .0.code())]
     Registry(#[from] RegistryError),
     /// Promoting a registry that has no manifest yet.
     #[error("{}: no manifest (publish a release first)", .0.display())]
@@ -88,14 +88,6 @@ pub enum CliError {
         found: String,
         /// The file's size.
         found_size: u64,
-    },
-    /// A guest whose current release is not among its listed ones.
-    #[error("{guest}: current {current} is not listed")]
-    CurrentNotListed {
-        /// Guest name.
-        guest: String,
-        /// The release named current.
-        current: String,
     },
     /// `rollback` to a release that is not older than the current one.
     #[error("{guest} {version} is not older than the current {current}: use `hotswap promote`")]

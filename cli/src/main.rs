@@ -73,6 +73,9 @@ enum Command {
         /// How many of them must have signed.
         #[arg(long, default_value_t = 1)]
         threshold: usize,
+        /// Refuse a manifest version below this one (a mirror that went back in time).
+        #[arg(long)]
+        min_version: Option<u64>,
     },
     /// Make a listed release current, in a new (higher) manifest version
     Promote(Choice),
@@ -116,7 +119,9 @@ fn main() -> ExitCode {
         Command::Publish { wasm, registry, keys, no_current, expires_days } => {
             registry::publish(&wasm, &registry, &keys, !no_current, expires_days)
         }
-        Command::Verify { registry, pubs, threshold } => registry::verify(&registry, &pubs, threshold),
+        Command::Verify { registry, pubs, threshold, min_version } => {
+            registry::verify(&registry, &pubs, threshold, min_version)
+        }
         Command::Promote(choice) => choice.apply(Direction::Any),
         Command::Rollback(choice) => choice.apply(Direction::Back),
     };

@@ -6,7 +6,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use hotswap_inspect::{AppImports, ModuleInterface, Policy};
-use hotswap_registry::{Envelope, GuestReleases, Manifest, PinnedKey, Release, MANIFEST_FILE, MODULES_DIR};
+use hotswap_registry::{
+    Envelope, GuestReleases, Manifest, PinnedKey, RegistryError, Release, MANIFEST_FILE, MODULES_DIR,
+};
 use sha2::{Digest, Sha256};
 
 use crate::{keys, CliError};
@@ -154,9 +156,17 @@ impl Registry {
 /// Parse `path` and accept it only with `threshold` valid signatures by `pinned` keys.
 fn read_verified(path: &Path, pinned: &[VerifyingKey], threshold: usize) -> Result<Manifest, CliError> {
     let bytes = std::fs::read(path).map_err(CliError::io(path))?;
-    let untrusted = |source| CliError::Untrusted { path: path.to_path_buf(), source };
-    let envelope = Envelope::parse(&bytes).map_err(untrusted)?;
-    let message = hotswap_registry::signed_message(&envelope.payload_bytes().map_err(untrusted)?);
+    verify_manifest(&bytes, pinned, threshold)
+        .map_err(|source| CliError::Untrusted { path: path.to_path_buf(), source })
+}
+
+/// The manifest in `bytes` (a `manifest.json`), if it is no larger than pages read by
+/// default, `threshold` of the `pinned` keys signed it and its content is valid — the checks
+/// the loader makes, in the same order, with ed25519-dalek in place of WebCrypto.
+pub fn verify_manifest(bytes: &[u8], pinned: &[VerifyingKey], threshold: usize) -> Result<Manifest, RegistryError> {
+    hotswap_registry::check_size(bytes.len() as u64, hotswap_registry::MAX_MANIFEST_BYTES)?;
+    let envelope = Envelope::parse(bytes)?;
+    let message = hotswap_registry::signed_message(&envelope.payload_bytes()?);
     let keys: Vec<PinnedKey> = pinned.iter().map(|k| PinnedKey { public: k.to_bytes() }).collect();
     let valid = envelope
         .candidates(&keys)
@@ -166,7 +176,7 @@ fn read_verified(path: &Path, pinned: &[VerifyingKey], threshold: usize) -> Resu
             key.is_ok_and(|k| k.verify(&message, &Signature::from_bytes(&c.signature)).is_ok())
         })
         .count();
-    envelope.accept(valid, threshold).map_err(untrusted)
+    envelope.accept(valid, threshold)
 }
 
 fn signers(paths: &[PathBuf]) -> Result<Vec<SigningKey>, CliError> {
@@ -288,16 +298,19 @@ fn store_module(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
     }
 }
 
-/// `hotswap verify`.
-pub fn verify(dir: &Path, pub_paths: &[PathBuf], threshold: usize) -> Result<String, CliError> {
+/// `hotswap verify`: `min_version` is the manifest version a mirror must not go below
+/// (what a page that has seen it would refuse: MANIFEST_ROLLBACK).
+pub fn verify(
+    dir: &Path,
+    pub_paths: &[PathBuf],
+    threshold: usize,
+    min_version: Option<u64>,
+) -> Result<String, CliError> {
     let pinned = pub_paths.iter().map(|p| keys::verifying_key(p)).collect::<Result<Vec<_>, _>>()?;
     let manifest = read_verified(&dir.join(MANIFEST_FILE), &pinned, threshold)?;
-    manifest.check_fresh(now(), None)?;
+    manifest.check_fresh(now(), min_version)?;
     let mut modules = 0;
     for (guest, releases) in &manifest.guests {
-        if !releases.versions.contains_key(&releases.current) {
-            return Err(CliError::CurrentNotListed { guest: guest.clone(), current: releases.current.clone() });
-        }
         for (version, release) in &releases.versions {
             check_module_file(dir, guest, version, release)?;
             modules += 1;

@@ -144,14 +144,6 @@ hotswap_abi::coded_error! {
             /// A registry operation on a slot made with `HotSwap.load`.
             #[error("this slot was loaded with HotSwap.load, not HotSwap.watch")]
             NotWatched "NOT_WATCHED" {},
-            /// The manifest is larger than `maxManifestBytes`.
-            #[error("manifest exceeds the limit of {limit} bytes (at least {actual} bytes)")]
-            ManifestTooLarge "MANIFEST_TOO_LARGE" {
-                /// The limit.
-                limit as "limit": u64,
-                /// Bytes seen (or announced) when the limit was hit.
-                actual as "actual": u64,
-            },
             /// The browser cannot verify Ed25519 signatures (WebCrypto missing or without
             /// Ed25519, e.g. outside a secure context).
             #[error("cannot verify manifest signatures here: {reason}")]

@@ -618,3 +618,54 @@ async fn freeing_a_watched_hotswap_without_dispose_stops_polling_closes_the_push
     assert_eq!(LoaderError::code_of(&err).as_deref(), Some("DISPOSED"));
     std::mem::forget(w);
 }
+
+/// The shared corpus (`tests/manifests/corpus.json`, also run through `hotswap verify` by
+/// `cli/tests/manifest_corpus.rs`): the verdict a page reaches with WebCrypto on each signed
+/// manifest. An accepted manifest goes on to its listed release, the smallest module, which
+/// the loader then refuses as a module (not a manifest); the `manifest` event shows it was
+/// accepted, with its version.
+#[wasm_bindgen_test]
+async fn a_page_reaches_the_corpus_verdict_on_every_manifest_the_cli_checks() {
+    let corpus = js_sys::JSON::parse(include_str!("../../tests/manifests/corpus.json")).unwrap();
+    let module = hex::decode(field(&Reflect::get(&corpus, &"module".into()).unwrap(), "hex")).unwrap();
+    let module_path = field(&Reflect::get(&corpus, &"module".into()).unwrap(), "path");
+    let keys = Reflect::get(&corpus, &"keys".into()).unwrap();
+    let cases: Array = Reflect::get(&corpus, &"cases".into()).unwrap().unchecked_into();
+    let mut wrong = Vec::new();
+    for case in cases.iter() {
+        let (name, expect) = (field(&case, "name"), field(&case, "expect"));
+        let registry = Registry::new("corpus");
+        registry.put(&module_path, &module).await;
+        let mut manifest = field(&case, "manifest").into_bytes();
+        if let Some(pad) = Reflect::get(&case, &"padTo".into()).unwrap().as_f64() {
+            manifest.resize(pad as usize, b' ');
+        }
+        registry.put("manifest.json", &manifest).await;
+        let min_version = Reflect::get(&case, &"minVersion".into()).unwrap().as_f64();
+        if let Some(seen) = min_version {
+            let storage = web_sys::window().unwrap().local_storage().unwrap().unwrap();
+            let key = format!("wasm-hotswap:manifest-version:{}", registry.manifest_url());
+            storage.set_item(&key, &seen.to_string()).unwrap();
+        }
+        let pins: Array = Reflect::get(&case, &"pins".into()).unwrap().unchecked_into();
+        let pinned: Vec<String> = pins.iter().map(|k| field(&keys, &k.as_string().unwrap())).collect();
+        let threshold = Reflect::get(&case, &"threshold".into()).unwrap().as_f64().unwrap();
+        let options = format!(r#"{{"keys":{pinned:?},"threshold":{threshold}}}"#);
+        let w = watch(&registry, &options).await;
+        let code = w.refused().unwrap_or_else(|| "none: the module was accepted".into());
+        let verdict = match code.starts_with("MANIFEST_") {
+            true => code.clone(),
+            false => {
+                let announced = w.event("manifest").map(|e| number(&e, "manifestVersion"));
+                match (announced, min_version) {
+                    (Some(7.0), _) | (None, Some(_)) => "accept".into(),
+                    _ => format!("{code} without a manifest event"),
+                }
+            }
+        };
+        if verdict != expect {
+            wrong.push(format!("{name}: expected {expect}, got {verdict}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

@@ -36,6 +36,10 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 /// Directory of the module files inside a registry directory.
 pub const MODULES_DIR: &str = "modules";
 
+/// The largest manifest a client reads by default (the loader's `maxManifestBytes`); the
+/// CLI refuses to vouch for a larger one, which pages would refuse.
+pub const MAX_MANIFEST_BYTES: u64 = 1 << 20;
+
 /// The signed manifest as stored: the payload (base64 of the manifest's JSON) and signatures.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -96,6 +100,20 @@ pub struct Release {
     pub url: String,
 }
 
+impl Release {
+    /// What is wrong with this release, if anything.
+    fn validate(&self) -> Result<(), &'static str> {
+        let hex_digest = self.sha256.len() == 64 && self.sha256.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        let checks = [
+            (hex_digest, "sha256 is not 64 lowercase hex digits"),
+            (self.abi.parse::<hotswap_abi::AbiVersion>().is_ok(), "abi is not MAJOR.MINOR"),
+            (self.size > 0, "size is 0"),
+            (!self.url.is_empty(), "url is empty"),
+        ];
+        checks.into_iter().find(|(ok, _)| !ok).map_or(Ok(()), |(_, what)| Err(what))
+    }
+}
+
 /// A public key a client pins.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PinnedKey {
@@ -130,6 +148,14 @@ hotswap_abi::coded_error! {
             Malformed "MANIFEST_INVALID" {
                 /// What is wrong.
                 reason: String,
+            },
+            /// The manifest is larger than the client reads.
+            #[error("manifest exceeds the limit of {limit} bytes (at least {actual} bytes)")]
+            TooLarge "MANIFEST_TOO_LARGE" {
+                /// The limit.
+                limit as "limit": u64,
+                /// Bytes seen (or announced) when the limit was hit.
+                actual as "actual": u64,
             },
             /// Fewer valid signatures by distinct pinned keys than required.
             #[error("manifest signed by {valid} trusted key(s), {threshold} required")]
@@ -234,16 +260,54 @@ impl Envelope {
     }
 
     /// The manifest, if `valid` (the candidates whose signature checked out) reach
-    /// `threshold`. Only then is the payload parsed at all.
+    /// `threshold`. Only then is the payload parsed at all, and checked
+    /// ([`Manifest::validate`]).
     pub fn accept(&self, valid: usize, threshold: usize) -> Result<Manifest, RegistryError> {
         if threshold == 0 || valid < threshold {
             return Err(RegistryError::Signatures { valid, threshold: threshold.max(1) });
         }
-        serde_json::from_slice(&self.payload_bytes()?).map_err(|e| RegistryError::malformed(format!("payload: {e}")))
+        let manifest: Manifest = serde_json::from_slice(&self.payload_bytes()?)
+            .map_err(|e| RegistryError::malformed(format!("payload: {e}")))?;
+        manifest.validate()?;
+        Ok(manifest)
+    }
+}
+
+/// Refuse a manifest of more than `limit` bytes (`actual`, or at least `actual`).
+pub fn check_size(actual: u64, limit: u64) -> Result<(), RegistryError> {
+    match actual > limit {
+        true => Err(RegistryError::TooLarge { limit, actual }),
+        false => Ok(()),
     }
 }
 
 impl Manifest {
+    /// Refuse a manifest that no client could follow, even though its signers vouch for it:
+    /// a guest name the ABI does not allow, a `current` release that is not listed, a version
+    /// that is not SemVer, a digest that is not 64 lowercase hex digits, an ABI that is not
+    /// `MAJOR.MINOR`, an empty module or URL. The loader and the CLI both check this, so a
+    /// registry `hotswap verify` passes is one every page can follow.
+    pub fn validate(&self) -> Result<(), RegistryError> {
+        for (guest, releases) in &self.guests {
+            if !hotswap_abi::is_valid_name(guest) {
+                return Err(RegistryError::malformed(format!(
+                    "guest name {guest:?}: expected {}",
+                    hotswap_abi::NAME_RULE
+                )));
+            }
+            if !releases.versions.contains_key(&releases.current) {
+                return Err(RegistryError::malformed(format!("{guest}: current {:?} is not listed", releases.current)));
+            }
+            for (version, release) in &releases.versions {
+                release.validate().map_err(|what| RegistryError::malformed(format!("{guest} {version:?}: {what}")))?;
+                if version.parse::<semver::Version>().is_err() {
+                    return Err(RegistryError::malformed(format!("{guest} {version:?}: not a SemVer version")));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Refuse an expired manifest, or one older than the last accepted (`seen`).
     pub fn check_fresh(&self, now: u64, seen: Option<u64>) -> Result<(), RegistryError> {
         if self.expires <= now {

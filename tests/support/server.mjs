@@ -49,10 +49,11 @@ function send(res, status, body, type, extra = {}) {
 
 // Registry channels: PUT …/manifest.json stores a manifest (served with an ETag, 304 on a
 // matching If-None-Match) and pushes a message to …/events listeners; PUT …/fail/<n> makes
-// the next n manifest requests answer 503; GET …/stats counts what was served.
+// the next n manifest requests answer 503; GET …/stats counts what was served; PUT …/<any
+// other path> stores a file (a module) that GET serves back as stored.
 const channels = new Map();
 const channel = (name) => {
-  if (!channels.has(name)) channels.set(name, { manifest: null, etag: null, failNext: 0, listeners: new Set(), stats: { full: 0, notModified: 0, failed: 0 } });
+  if (!channels.has(name)) channels.set(name, { manifest: null, etag: null, failNext: 0, files: new Map(), listeners: new Set(), stats: { full: 0, notModified: 0, failed: 0 } });
   return channels.get(name);
 };
 
@@ -100,6 +101,12 @@ async function registry(req, res, name, rest) {
     return res.on('close', () => ch.listeners.delete(res));
   }
   if (rest === 'stats') return send(res, 200, Buffer.from(JSON.stringify({ ...ch.stats, listeners: ch.listeners.size })), 'application/json');
+  // Any other file of the registry (modules/<sha>.wasm): stored by PUT, served as stored.
+  if (req.method === 'PUT') {
+    ch.files.set(rest, await readBody(req));
+    return send(res, 204, Buffer.alloc(0), 'text/plain');
+  }
+  if (ch.files.has(rest)) return send(res, 200, ch.files.get(rest), 'application/wasm');
   return send(res, 404, Buffer.from('not found'), 'text/plain');
 }
 

@@ -100,7 +100,8 @@ mod tests {
         assert_eq!(listed, ["1.1.0-dev.4", "1.1.0-dev.5"]);
         let files = std::fs::read_dir(config.registry.join(hotswap_registry::MODULES_DIR)).expect("modules").count();
         assert_eq!(files, 2, "unlisted modules are deleted");
-        let report = registry::verify(&config.registry, &[dir.path().join("dev.pub")], 1).expect("registry verifies");
+        let report =
+            registry::verify(&config.registry, &[dir.path().join("dev.pub")], 1, None).expect("registry verifies");
         assert!(report.contains("2 module(s)"), "{report}");
     }
 

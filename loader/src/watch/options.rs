@@ -31,7 +31,7 @@ js_input! {
         /// The guest to run when the registry cannot be reached or trusted.
         fallback: Option<ModuleSource> as "fallback",
         /// Largest manifest accepted, in bytes (default 1 MiB).
-        max_manifest_bytes: u64 as "maxManifestBytes" = 1 << 20,
+        max_manifest_bytes: u64 as "maxManifestBytes" = hotswap_registry::MAX_MANIFEST_BYTES,
     }
 }
 

@@ -7,7 +7,7 @@
 
 use std::ops::ControlFlow;
 
-use hotswap_registry::{signed_message, Envelope, Manifest, PinnedKey};
+use hotswap_registry::{signed_message, Envelope, Manifest, PinnedKey, RegistryError};
 use js_sys::{Array, Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -68,7 +68,7 @@ pub(crate) async fn fetch_manifest(url: &str, etag: Option<&str>, max_bytes: u64
     .await;
     match read {
         Ok(_) => Ok(Fetched::Body { bytes, etag }),
-        Err(ReadError::TooLarge(actual)) => Err(LoaderError::ManifestTooLarge { limit: max_bytes, actual }),
+        Err(ReadError::TooLarge(actual)) => Err(RegistryError::TooLarge { limit: max_bytes, actual }.into()),
         Err(ReadError::Incomplete { received, message }) => Err(LoaderError::BodyIncomplete { received, message }),
         Err(ReadError::Stopped) => {
             Err(LoaderError::BodyIncomplete { received: bytes.len() as u64, message: "stopped".into() })
