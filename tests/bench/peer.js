@@ -60,24 +60,65 @@ async function firstLoads(name, runs) {
   return Object.fromEntries(Object.entries(times).map(([k, v]) => [k, median(v)]));
 }
 
-/** Median swap end to end (new bytes each time) vs the bare path on new bytes. */
+/** A guest's schemas (its `hotswap.meta` section): own, migrates-from, migrates-to. */
+function schemas(module) {
+  const meta = new TextDecoder().decode(WebAssembly.Module.customSections(module, 'hotswap.meta')[0]);
+  const list = (key) => (new RegExp(`${key}=([0-9,]*)`).exec(meta)?.[1] ?? '').split(',').filter(Boolean).map(Number);
+  return { own: list('state-schema')[0], from: list('migrates-from'), to: list('migrates-to') };
+}
+
+/** The schema the state travels in (docs/ABI.md): the old one if the new guest reads it. */
+function transferSchema(from, to) {
+  const [a, b] = [schemas(from), schemas(to)];
+  return a.own === b.own || b.from.includes(a.own) ? a.own : b.own;
+}
+
+/**
+ * What an app would write by hand to swap with its state, per docs/ABI.md and without any
+ * check: the bare path, then save from the old instance, copy, load into the new one. The
+ * new guest's load runs for the first time here, cold, as it must in any swap that keeps state.
+ */
+async function handWrittenSwap(old, { url }) {
+  const module = await WebAssembly.compileStreaming(fetch(url));
+  const next = (await WebAssembly.instantiate(module, hostImports)).exports;
+  const schema = transferSchema(old.module, module);
+  const packed = BigInt.asUintN(64, old.exports.hotswap_state_save(schema));
+  const [ptr, len] = [Number(packed >> 32n), Number(BigInt.asUintN(32, packed))];
+  const state = new Uint8Array(old.exports.memory.buffer, ptr, len).slice();
+  const to = next.hotswap_alloc(len);
+  new Uint8Array(next.memory.buffer, to, len).set(state);
+  if (next.hotswap_state_load(to, len, schema) !== 0) throw new Error('state_load refused the state');
+  next.hotswap_free(to, len);
+  return { module, exports: next };
+}
+
+/**
+ * Median swap end to end (new bytes each time) vs the bare path on new bytes, and vs a
+ * hand-written swap that carries the state.
+ */
 async function swaps([first, second], runs) {
   const slot = await HotSwap.load(await unique(first));
-  const swap = [], bare = [];
+  const firstModule = await WebAssembly.compileStreaming(fetch((await unique(first)).url));
+  let byHand = { module: firstModule, exports: (await WebAssembly.instantiate(firstModule, hostImports)).exports };
+  const swap = [], bare = [], hand = [];
   for (let i = 0; i < runs; i++) {
     const name = i % 2 ? first : second;
-    const [a, b] = [await unique(name), await unique(name)];
+    const [a, b, c] = [await unique(name), await unique(name), await unique(name)];
     await new Promise((ok) => setTimeout(ok, 20));
     let t = performance.now();
     await loaders.bare(a);
     bare.push(performance.now() - t);
     await new Promise((ok) => setTimeout(ok, 20));
     t = performance.now();
+    byHand = await handWrittenSwap(byHand, c);
+    hand.push(performance.now() - t);
+    await new Promise((ok) => setTimeout(ok, 20));
+    t = performance.now();
     await slot.swap(b);
     swap.push(performance.now() - t);
   }
   slot.dispose();
-  return { swap: median(swap), bare: median(bare) };
+  return { swap: median(swap), bare: median(bare), hand: median(hand) };
 }
 
 export const peer = {

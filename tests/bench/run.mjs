@@ -128,5 +128,7 @@ function peerRows(peer, link) {
       f(p.load.hotswap), f(p.load.extism), f(p.load.hotswap / p.load.extism, 2), `<= 0.8; bare ${f(p.load.bare)} ms`],
     [`swap end to end, ${label}, ${link} (ms; baseline: fetch + compileStreaming + instantiate)`,
       f(p.swap.swap), f(p.swap.bare), f(p.swap.swap / p.swap.bare, 2), '<= 1.10'],
+    [`swap end to end, ${label}, ${link} (ms; baseline: the same by hand + state_save, copy, state_load)`,
+      f(p.swap.swap), f(p.swap.hand), f(p.swap.swap / p.swap.hand, 2), ''],
   ]);
 }
