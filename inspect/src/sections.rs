@@ -47,7 +47,8 @@ pub(crate) struct Sections {
     pub func_types: Vec<u32>,
     pub exports: Vec<(String, ExportKind, u32)>,
     pub imports: Vec<Import>,
-    /// Initial pages of the first memory.
+    /// Initial pages of every memory together: a second memory (multi-memory) counts
+    /// against the same cap as the first.
     pub memory_pages: Option<u64>,
     pub metadata: Option<Vec<u8>>,
 }
@@ -65,7 +66,10 @@ impl Sections {
                 TYPE => s.types = vec_of(&mut r, read_type)?,
                 IMPORT => s.imports = vec_of(&mut r, read_import)?,
                 FUNCTION => s.func_types.extend(vec_of(&mut r, |r| Ok(r.read_var_u32()?))?),
-                MEMORY => s.memory_pages = vec_of(&mut r, read_memory_initial)?.first().copied(),
+                MEMORY => {
+                    let pages = vec_of(&mut r, read_memory_initial)?;
+                    s.memory_pages = Some(pages.iter().fold(0u64, |sum, p| sum.saturating_add(*p)));
+                }
                 EXPORT => s.exports = vec_of(&mut r, read_export)?,
                 _ => {}
             }

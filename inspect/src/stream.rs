@@ -20,6 +20,14 @@ pub(crate) const EXPORT: u8 = 7;
 pub(crate) const METADATA: u8 = 0;
 /// A custom section name longer than this cannot be `hotswap.meta`: no need to read it all.
 const LONGEST_NAME_READ: u32 = 64;
+/// Room reserved for a kept section up front: its declared size is the sender's word and
+/// may be 4 GiB in a 14-byte body, so a body grows with the bytes that really arrive.
+const RESERVE_AT_MOST: u32 = 64 << 10;
+
+/// An empty body with room for `declared` bytes, or [`RESERVE_AT_MOST`].
+fn body_for(declared: u32) -> Vec<u8> {
+    Vec::with_capacity(declared.min(RESERVE_AT_MOST) as usize)
+}
 
 /// A kept section: its id, where its body starts in the module, and the body.
 #[derive(Debug)]
@@ -61,7 +69,7 @@ pub struct Inspector {
     pending: Vec<u8>,
     /// Module bytes consumed before `pending`.
     offset: u64,
-    kept: Vec<Section>,
+    pub(crate) kept: Vec<Section>,
     failed: Option<InspectError>,
 }
 
@@ -178,7 +186,7 @@ impl Inspector {
         let next = if id == 0 {
             State::CustomName { size }
         } else if KEPT_IDS.contains(&id) {
-            self.kept.push(Section { id, offset: body_offset, body: Vec::with_capacity(size as usize) });
+            self.kept.push(Section { id, offset: body_offset, body: body_for(size) });
             State::Keep { remaining: size }
         } else {
             State::Skip { remaining: size }
@@ -225,11 +233,7 @@ impl Inspector {
         }
         let remaining = size - read;
         let next = if is_metadata {
-            self.kept.push(Section {
-                id: METADATA,
-                offset: self.consumed(),
-                body: Vec::with_capacity(remaining as usize),
-            });
+            self.kept.push(Section { id: METADATA, offset: self.consumed(), body: body_for(remaining) });
             State::Keep { remaining }
         } else {
             State::Skip { remaining }

@@ -89,6 +89,13 @@ fn memory_over_the_limit_is_refused() {
 }
 
 #[test]
+fn a_second_memory_counts_against_the_same_limit() {
+    let two = GUEST.replace("(memory (export \"memory\") 1)", "(memory (export \"memory\") 1) (memory $big 65536)");
+    let err = inspect_checked(&two).unwrap_err();
+    assert_eq!(err, InspectError::MemoryLimit { limit: 100, requested: 65537 });
+}
+
+#[test]
 fn required_user_export_must_be_present() {
     let required = ["decrement".to_string()];
     let err = inspect(&wasm(GUEST)).unwrap().check(&Policy { required_exports: &required, ..policy() }).unwrap_err();
@@ -139,6 +146,19 @@ fn the_streaming_inspector_stops_early_on_bytes_that_are_not_wasm() {
     let mut inspector = Inspector::default();
     inspector.feed(b"<html>");
     assert_eq!(inspector.error(), Some(&InspectError::NotWasm { looks_like_html: true }));
+}
+
+#[test]
+fn a_section_that_declares_4_gib_in_a_14_byte_body_reserves_only_what_arrives() {
+    // A type section and a `hotswap.meta` section each claiming about 4 GiB: the declared
+    // size used to be reserved up front (a capacity overflow on wasm32, before any hash).
+    let meta_header = [0u8, 0xf0, 0xff, 0xff, 0xff, 0x0f, 12];
+    for section in [&[1u8, 0xff, 0xff, 0xff, 0xff, 0x0f][..], &[&meta_header[..], b"hotswap.meta"].concat()] {
+        let mut inspector = Inspector::default();
+        inspector.feed(&[b"\0asm\x01\0\0\0".as_slice(), section, &[1, 2, 3]].concat());
+        assert!(inspector.kept.iter().all(|s| s.body.capacity() <= 64 << 10), "{:?}", inspector.kept);
+        assert_eq!(inspector.finish().unwrap_err().code(), "COMPILE_FAILED");
+    }
 }
 
 #[test]

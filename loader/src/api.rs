@@ -176,7 +176,7 @@ pub struct HotSwap {
 
 impl Drop for HotSwap {
     fn drop(&mut self) {
-        self.dispose();
+        let _ = self.dispose();
     }
 }
 
@@ -342,10 +342,13 @@ impl HotSwap {
 
     /// Stop following the registry, drop every instance and listener. The exports object's
     /// functions throw `DISPOSED` afterwards. Freeing the object (`free()`) does the same.
-    pub fn dispose(&self) {
+    /// Throws `REENTRANT` from inside a swap's pause (an `app` import called by the new
+    /// guest's state load): nothing is disposed then.
+    pub fn dispose(&self) -> Result<(), JsValue> {
+        self.slot.dispose()?;
         #[cfg(feature = "watch")]
         self.unwatch();
-        self.slot.dispose()
+        Ok(())
     }
 }
 

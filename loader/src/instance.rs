@@ -29,7 +29,7 @@ struct HostState {
 #[derive(Debug)]
 struct HostImports {
     _log: Closure<dyn FnMut(u32, u32, u32)>,
-    _random_fill: Closure<dyn FnMut(u32, u32)>,
+    _random_fill: Closure<dyn FnMut(u32, u32) -> Result<(), JsValue>>,
     _now_ms: Closure<dyn FnMut() -> f64>,
 }
 
@@ -214,7 +214,7 @@ impl GuestInstance {
             message: "did not return an i64".into(),
             rolled_back: false,
         };
-        let (ptr, len) = unpack(u64::try_from(packed).map_err(|_| not_i64())?);
+        let (ptr, len) = unpacked(packed).ok_or_else(not_i64)?;
         self.check_bounds(phase, ptr, len)?;
         Ok((ptr, len))
     }
@@ -319,8 +319,8 @@ fn import_object(host_state: &Rc<RefCell<HostState>>, app: &Object) -> Result<(O
         host_log(&state, level as i32, ptr, len);
     });
     let state = host_state.clone();
-    let random_fill = Closure::<dyn FnMut(u32, u32)>::new(move |ptr: u32, len: u32| {
-        host_random_fill(&state, ptr, len);
+    let random_fill = Closure::<dyn FnMut(u32, u32) -> Result<(), JsValue>>::new(move |ptr: u32, len: u32| {
+        host_random_fill(&state, ptr, len).map_err(|why| js_sys::Error::new(why).into())
     });
     let now_ms = Closure::<dyn FnMut() -> f64>::new(js_sys::Date::now);
     let ns = Object::new();
@@ -359,18 +359,35 @@ fn host_log(state: &Rc<RefCell<HostState>>, level: i32, ptr: u32, len: u32) {
     }
 }
 
-fn host_random_fill(state: &Rc<RefCell<HostState>>, ptr: u32, len: u32) {
-    let Ok(s) = state.try_borrow() else { return };
-    let Some(target) = guest_slice(&s, ptr, len) else { return };
-    let Ok(crypto) = Reflect::get(&js_sys::global(), &"crypto".into()).and_then(|c| c.dyn_into::<web_sys::Crypto>())
-    else {
-        return;
+/// Fill `(ptr, len)` with random bytes, or throw (the guest traps): a guest that asked for
+/// randomness must never go on with bytes that are not random.
+fn host_random_fill(state: &Rc<RefCell<HostState>>, ptr: u32, len: u32) -> Result<(), &'static str> {
+    let s = state.try_borrow().map_err(|_| "random_fill: re-entrant call")?;
+    let target = match (&s.memory, guest_slice(&s, ptr, len)) {
+        // The memory is known once instantiation returns, after the start function.
+        (None, _) => {
+            return Err("random_fill: the guest's memory is not reachable from a start function (docs/ABI.md)")
+        }
+        (Some(_), None) => return Err("random_fill: (ptr, len) lies outside the guest's memory"),
+        (Some(_), Some(target)) => target,
     };
+    let crypto = Reflect::get(&js_sys::global(), &"crypto".into())
+        .and_then(|c| c.dyn_into::<web_sys::Crypto>())
+        .map_err(|_| "random_fill: no crypto.getRandomValues here")?;
     // getRandomValues fills at most 64 KiB per call.
     let mut offset = 0;
     while offset < len {
         let end = len.min(offset + 65_536);
-        let _ = crypto.get_random_values_with_array_buffer_view(&target.subarray(offset, end));
+        crypto
+            .get_random_values_with_array_buffer_view(&target.subarray(offset, end))
+            .map_err(|_| "random_fill: getRandomValues failed")?;
         offset = end;
     }
+    Ok(())
+}
+
+/// The `(ptr, len)` in a packed `i64` a guest returned. JS sees an `i64` as a *signed*
+/// BigInt, so a pointer at 2 GiB or above arrives negative: it is reinterpreted, not refused.
+pub(crate) fn unpacked(value: JsValue) -> Option<(u32, u32)> {
+    i64::try_from(value).ok().map(|signed| unpack(signed as u64))
 }

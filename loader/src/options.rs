@@ -98,6 +98,10 @@ js_input! {
         /// none besides the running and previous versions). A swap or rollback to one of them
         /// neither downloads nor compiles it.
         cached_modules: u32 as "cachedModules" = 4,
+        /// Longest wait for the pre-copy worker to convert a state, in ms (default 30000). It
+        /// runs guest code; one that never returns is stopped there and the swap fails with
+        /// `PRECOPY_FAILED` (phase `timeout`), the running version untouched.
+        precopy_timeout_ms: f64 as "precopyTimeoutMs" = 30_000.0,
     }
 }
 

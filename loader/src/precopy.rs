@@ -34,6 +34,7 @@ use web_sys::{Blob, BlobPropertyBag, MessageEvent, Url, Worker};
 
 use crate::error::{js_message, LoaderError};
 use crate::instance::GuestInstance;
+use crate::net::ignore_rejection;
 use crate::queue::next_task;
 use crate::version::CompiledVersion;
 
@@ -57,6 +58,7 @@ async function instantiate(phase, module, image, length) {
     log() {},
     now_ms: () => Date.now(),
     random_fill(ptr, len) {
+      if (!memory) throw new Error("random_fill: the guest's memory is not reachable from a start function (docs/ABI.md)");
       for (let o = 0; o < len; o += 65536) crypto.getRandomValues(new Uint8Array(memory.buffer, ptr + o, Math.min(65536, len - o)));
     },
   };
@@ -70,8 +72,15 @@ async function instantiate(phase, module, image, length) {
   }
   return exports;
 }
+// The same checks as on the main thread, with the same codes (see worker_error).
+function inside(phase, exports, ptr, len) {
+  const size = exports.memory.buffer.byteLength;
+  if (ptr + len > size) throw { phase, outOfBounds: { ptr, len, size } };
+}
 function load(exports, f, phase, bytes, schema) {
-  const ptr = call('alloc', exports.hotswap_alloc, bytes.length);
+  const ptr = call('alloc', exports.hotswap_alloc, bytes.length) >>> 0;
+  if (ptr === 0 && bytes.length > 0) throw { phase: 'alloc', allocFailed: bytes.length };
+  inside('alloc', exports, ptr, bytes.length);
   new Uint8Array(exports.memory.buffer, ptr, bytes.length).set(bytes);
   const status = call(phase, f, ptr, bytes.length, schema);
   call('free', exports.hotswap_free, ptr, bytes.length);
@@ -83,8 +92,9 @@ onmessage = async ({ data }) => {
     if (data.op === 'convert') {
       const from = await instantiate('precopy instantiate', data.from, data.image, data.length);
       const [ptr, len] = unpack(call('precopy save', from.hotswap_state_save, data.schema));
-      let state;
-      try { state = new Uint8Array(from.memory.buffer, ptr, len).slice(); } catch (e) { throw fail('precopy save', e); }
+      inside('precopy save', from, ptr, len);
+      if (len > data.maxState) throw { phase: 'precopy save', tooLarge: { len, limit: data.maxState } };
+      const state = new Uint8Array(from.memory.buffer, ptr, len).slice();
       // Compile the old guest's delta path here rather than in the pause.
       call('precopy warm', from.hotswap_delta_mark);
       call('precopy warm', from.hotswap_delta_save, data.schema);
@@ -108,6 +118,21 @@ pub(crate) struct Converter {
     url: String,
     reply: Rc<RefCell<Option<Function>>>,
     _on_message: Closure<dyn FnMut(MessageEvent)>,
+    /// Terminated after a request was given up (the guest code in it may never return): the
+    /// slot starts a new worker for the next swap.
+    stopped: std::cell::Cell<bool>,
+    /// `limits.maxStateBytes`: the worker refuses a larger state, as the pause would.
+    max_state: u64,
+}
+
+/// When a request to the worker is given up: the swap's abort signal fires, or the deadline
+/// passes (guest code that never returns runs there, on copies, out of the page's sight).
+#[derive(Debug)]
+pub(crate) struct GiveUp<'a> {
+    /// The swap's abort signal.
+    pub signal: Option<&'a web_sys::AbortSignal>,
+    /// Milliseconds the worker may take to answer (`limits.precopyTimeoutMs`).
+    pub after_ms: f64,
 }
 
 impl std::fmt::Debug for Converter {
@@ -126,7 +151,7 @@ impl Drop for Converter {
 impl Converter {
     /// Start the worker; an error when the page cannot run one (no `Worker`, or a CSP
     /// forbidding `blob:` workers).
-    pub(crate) fn start() -> Result<Self, LoaderError> {
+    pub(crate) fn start(max_state: u64) -> Result<Self, LoaderError> {
         let internal = |e: JsValue| LoaderError::internal("starting the pre-copy worker", &e);
         let options = BlobPropertyBag::new();
         options.set_type("text/javascript");
@@ -142,7 +167,12 @@ impl Converter {
             }
         });
         worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-        Ok(Self { worker, url, reply, _on_message: on_message })
+        Ok(Self { worker, url, reply, _on_message: on_message, stopped: std::cell::Cell::new(false), max_state })
+    }
+
+    /// Whether the worker was terminated after a request was given up.
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.stopped.get()
     }
 
     /// Convert the state of `from`, whose memory copy is `image` (`length` bytes of it), into
@@ -154,6 +184,7 @@ impl Converter {
         length: u32,
         to: &CompiledVersion,
         schema: u32,
+        give_up: &GiveUp<'_>,
     ) -> Result<ArrayBuffer, LoaderError> {
         let message = object(&[
             ("op", "convert".into()),
@@ -162,15 +193,21 @@ impl Converter {
             ("image", image.clone().into()),
             ("length", length.into()),
             ("schema", schema.into()),
+            ("maxState", (self.max_state as f64).into()),
         ]);
-        self.request(&message, &[image.into()]).await
+        self.request(&message, &[image.into()], give_up).await
     }
 
     /// Apply `delta` (what changed since the copy) to the converted instance; its new copy.
-    pub(crate) async fn apply(&self, delta: Uint8Array, schema: u32) -> Result<ArrayBuffer, LoaderError> {
+    pub(crate) async fn apply(
+        &self,
+        delta: Uint8Array,
+        schema: u32,
+        give_up: &GiveUp<'_>,
+    ) -> Result<ArrayBuffer, LoaderError> {
         let buffer = delta.buffer();
         let message = object(&[("op", "delta".into()), ("delta", buffer.clone().into()), ("schema", schema.into())]);
-        self.request(&message, &[buffer.into()]).await
+        self.request(&message, &[buffer.into()], give_up).await
     }
 
     /// Let the worker drop its instance.
@@ -178,18 +215,92 @@ impl Converter {
         let _ = self.worker.post_message(&object(&[("op", "reset".into())]));
     }
 
-    async fn request(&self, message: &Object, transfer: &[JsValue]) -> Result<ArrayBuffer, LoaderError> {
+    async fn request(
+        &self,
+        message: &Object,
+        transfer: &[JsValue],
+        give_up: &GiveUp<'_>,
+    ) -> Result<ArrayBuffer, LoaderError> {
         let reply = Promise::new(&mut |resolve, _| *self.reply.borrow_mut() = Some(resolve));
         let transfer: Array = transfer.iter().collect();
         self.worker
             .post_message_with_transfer(message, &transfer)
             .map_err(|e| LoaderError::internal("posting to the pre-copy worker", &e))?;
-        let answer = JsFuture::from(reply).await.map_err(|e| LoaderError::internal("the pre-copy worker", &e))?;
+        let stop = Stop::new(give_up);
+        let either: Array = [reply, stop.promise.clone()].into_iter().map(JsValue::from).collect();
+        let answer = JsFuture::from(Promise::race(&either)).await;
+        stop.clear();
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(why) => return Err(self.give_up(why, give_up)),
+        };
         match Reflect::get(&answer, &"image".into()).ok().and_then(|i| i.dyn_into::<ArrayBuffer>().ok()) {
             Some(image) => Ok(image),
             None => Err(worker_error(&Reflect::get(&answer, &"error".into()).unwrap_or_default())),
         }
     }
+
+    /// Stop the worker, whatever guest code it is running, and say why.
+    fn give_up(&self, why: JsValue, give_up: &GiveUp<'_>) -> LoaderError {
+        self.worker.terminate();
+        self.stopped.set(true);
+        self.reply.borrow_mut().take();
+        match give_up.signal.filter(|s| s.aborted()) {
+            Some(signal) => LoaderError::Aborted { reason: js_message(&signal.reason()) },
+            None => LoaderError::PrecopyFailed {
+                phase: "timeout".into(),
+                message: format!(
+                    "the pre-copy worker did not answer within {} ms (guest code that never returns?): {}",
+                    give_up.after_ms,
+                    js_message(&why)
+                ),
+            },
+        }
+    }
+}
+
+/// A promise rejected when `give_up`'s signal aborts or its deadline passes; [`Stop::clear`]
+/// removes the timer and the listener once the worker has answered.
+struct Stop {
+    promise: Promise,
+    timer: JsValue,
+    on_abort: Option<(web_sys::AbortSignal, Function)>,
+}
+
+impl Stop {
+    fn new(give_up: &GiveUp<'_>) -> Self {
+        let (mut timer, mut on_abort) = (JsValue::UNDEFINED, None);
+        let promise = Promise::new(&mut |_, reject| {
+            let expire: Function = reject.bind1(&JsValue::NULL, &"deadline passed".into()).unchecked_into();
+            timer = global_fn("setTimeout")
+                .and_then(|set| set.call2(&JsValue::NULL, &expire, &give_up.after_ms.into()).ok())
+                .unwrap_or_default();
+            if let Some(signal) = give_up.signal {
+                let aborted: Function = reject.bind1(&JsValue::NULL, &"aborted".into()).unchecked_into();
+                let _ = signal.add_event_listener_with_callback("abort", &aborted);
+                if signal.aborted() {
+                    let _ = aborted.call0(&JsValue::NULL);
+                }
+                on_abort = Some((signal.clone(), aborted));
+            }
+        });
+        ignore_rejection(&promise);
+        Self { promise, timer, on_abort }
+    }
+
+    fn clear(&self) {
+        if let Some(clear) = global_fn("clearTimeout") {
+            let _ = clear.call1(&JsValue::NULL, &self.timer);
+        }
+        if let Some((signal, aborted)) = &self.on_abort {
+            let _ = signal.remove_event_listener_with_callback("abort", aborted);
+        }
+    }
+}
+
+/// A function of the global scope (a window, a worker or Node).
+fn global_fn(name: &str) -> Option<Function> {
+    Reflect::get(&js_sys::global(), &name.into()).ok().and_then(|f| f.dyn_into().ok())
 }
 
 /// What the worker reported, as the error the same failure on the main thread would be.
@@ -197,6 +308,21 @@ fn worker_error(error: &JsValue) -> LoaderError {
     let text = |key: &str| Reflect::get(error, &key.into()).ok().and_then(|v| v.as_string()).unwrap_or_default();
     let status = Reflect::get(error, &"status".into()).ok().and_then(|v| v.as_f64());
     let trap = Reflect::get(error, &"trap".into()).map(|v| v.is_truthy()).unwrap_or(false);
+    let number = |object: &JsValue, key: &str| Reflect::get(object, &key.into()).ok().and_then(|v| v.as_f64());
+    let detail = |key: &str| Reflect::get(error, &key.into()).ok().filter(|v| v.is_object());
+    if let Some(bounds) = detail("outOfBounds") {
+        let (ptr, len) = (number(&bounds, "ptr").unwrap_or(0.0) as u32, number(&bounds, "len").unwrap_or(0.0) as u32);
+        let memory_bytes = number(&bounds, "size").unwrap_or(0.0) as u64;
+        return LoaderError::OutOfBounds { phase: text("phase"), ptr, len, memory_bytes };
+    }
+    if let Some(large) = detail("tooLarge") {
+        let (actual, limit) =
+            (number(&large, "len").unwrap_or(0.0) as u64, number(&large, "limit").unwrap_or(0.0) as u64);
+        return LoaderError::StateTooLarge { limit, actual };
+    }
+    if let Some(len) = number(error, "allocFailed") {
+        return LoaderError::AllocFailed { len: len as u32 };
+    }
     match (status, trap) {
         (Some(status), _) => LoaderError::StateLoadRejected { status: status as i32, detail: None },
         (None, true) => LoaderError::GuestTrap { phase: text("phase"), message: text("message"), rolled_back: false },

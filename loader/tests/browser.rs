@@ -5,6 +5,7 @@
 //! answers, and that a checksum of its state is unchanged.
 #![cfg(target_arch = "wasm32")]
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use js_sys::{Function, Object, Reflect, Uint8Array};
@@ -172,6 +173,25 @@ async fn a_flipped_byte_is_refused_before_any_guest_code_runs() {
         listed_size: None,
     };
     assert_refused(&slot, &inc, source, "HASH_MISMATCH").await;
+}
+
+#[wasm_bindgen_test]
+async fn sections_declaring_4_gib_in_14_bytes_are_refused_by_digest_and_the_slot_swaps_on() {
+    let (slot, inc) = running_v1("{}").await;
+    let type_section = [0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0x0f];
+    let meta_section =
+        [&[0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 0, 0xf0, 0xff, 0xff, 0xff, 0x0f, 12][..], b"hotswap.meta"].concat();
+    for bytes in [&type_section[..], &meta_section] {
+        let source = ModuleSource {
+            origin: Origin::Bytes(Uint8Array::from(bytes)),
+            sha256: Digest::from_hex(&"0".repeat(64)).unwrap(),
+            listed_size: None,
+        };
+        assert_refused(&slot, &inc, source, "HASH_MISMATCH").await;
+    }
+    // The slot is not stuck: the next swap goes through.
+    slot.swap(by_url("counter-v2").await).await.unwrap();
+    assert_eq!(slot.current().unwrap().version, "2.0.0");
 }
 
 #[wasm_bindgen_test]
@@ -580,4 +600,50 @@ async fn a_response_source_that_failed_is_named_by_its_url() {
         ModuleSource { origin: Origin::Response(response), sha256: digest_of("counter-v2").await, listed_size: None };
     let err = assert_refused(&slot, &inc, source, "HTTP_STATUS").await;
     assert!(err.to_string().contains(&url), "{err}");
+}
+
+#[wasm_bindgen_test]
+async fn random_fill_from_a_start_function_fails_instantiation_rather_than_leave_zeros() {
+    let err = Slot::load(by_url("fault-random-in-start").await, LoadOptions::default()).await.err().unwrap();
+    assert_eq!(err.code(), "INSTANTIATE_FAILED", "{err}");
+    assert!(
+        err.to_string().contains("random_fill: the guest's memory is not reachable from a start function"),
+        "{err}"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn a_state_buffer_at_2_gib_is_read_as_unsigned_and_refused_as_out_of_bounds() {
+    let slot = load("fault-save-high-pointer", "{}").await;
+    let increment = export(&slot, "increment");
+    call_i64(&increment);
+    let err = slot.swap(by_url("wat-counter").await).await.expect_err("the buffer lies outside memory");
+    assert!(matches!(err, LoaderError::OutOfBounds { ptr: 0x8000_0000, len: 8, .. }), "{err}");
+    assert_eq!(call_i64(&increment), 2, "the running version answers with its state");
+}
+
+#[wasm_bindgen_test]
+async fn dispose_from_inside_the_pause_is_refused_and_the_swap_completes() {
+    let cell: Rc<RefCell<Option<Rc<Slot>>>> = Rc::default();
+    let codes: Rc<RefCell<Vec<String>>> = Rc::default();
+    let (slot_ref, seen) = (cell.clone(), codes.clone());
+    let loading = wasm_bindgen::closure::Closure::<dyn FnMut()>::new(move || {
+        let slot = slot_ref.borrow().clone().unwrap();
+        seen.borrow_mut().push(slot.dispose().err().map(|e| e.code().to_string()).unwrap_or_else(|| "none".into()));
+    });
+    let app = Object::new();
+    Reflect::set(&app, &"loading".into(), loading.as_ref()).unwrap();
+    let js_options = Object::new();
+    let imports = Object::new();
+    Reflect::set(&imports, &"app".into(), &app).unwrap();
+    Reflect::set(&js_options, &"imports".into(), &imports).unwrap();
+    let slot = Slot::load(by_url("wat-counter").await, LoadOptions::from_js(&js_options).unwrap()).await.unwrap();
+    *cell.borrow_mut() = Some(slot.clone());
+    call_i64(&export(&slot, "increment"));
+    slot.swap(by_url("wat-counter-load-calls-app").await).await.unwrap();
+    assert_eq!(*codes.borrow(), vec!["REENTRANT".to_string()]);
+    assert_eq!(call_i64(&export(&slot, "increment")), 2, "the new version runs with the state");
+    slot.dispose().unwrap();
+    cell.borrow_mut().take();
+    drop(loading);
 }

@@ -23,13 +23,7 @@ fn number(value: &JsValue, name: &str) -> f64 {
 
 /// A pre-copy v1 counter at count 3 carrying `payload` bytes.
 async fn running_precopy_v1(payload: u32) -> (Rc<Slot>, Function) {
-    let slot = load("counter-precopy-v1", "{}").await;
-    let increment = export(&slot, "increment");
-    for _ in 0..3 {
-        call_i64(&increment);
-    }
-    export(&slot, "fill").call1(&JsValue::UNDEFINED, &payload.into()).unwrap();
-    (slot, increment)
+    running_precopy_v1_with(payload, "{}").await
 }
 
 /// Calls `increment` on every turn of the event loop until dropped, recording what each
@@ -209,4 +203,57 @@ async fn guests_without_precopy_keep_the_abi_1_0_path() {
     slot.swap(by_url("counter-precopy-v2").await).await.unwrap();
     assert_eq!(field(&events.last("commit").unwrap(), "transfer"), "copy", "the running version cannot be pre-copied");
     assert!(events.last("precopy").is_none());
+}
+
+/// [`running_precopy_v1`] with `options`.
+async fn running_precopy_v1_with(payload: u32, options: &str) -> (Rc<Slot>, Function) {
+    let slot = load("counter-precopy-v1", options).await;
+    let increment = export(&slot, "increment");
+    for _ in 0..3 {
+        call_i64(&increment);
+    }
+    export(&slot, "fill").call1(&JsValue::UNDEFINED, &payload.into()).unwrap();
+    (slot, increment)
+}
+
+#[wasm_bindgen_test]
+async fn a_guest_that_never_returns_in_the_worker_is_stopped_at_the_deadline_and_the_next_swap_works() {
+    let (slot, increment) = running_precopy_v1_with(1 << 10, r#"{"limits":{"precopyTimeoutMs":400}}"#).await;
+    let before = checksum(&slot);
+    let err = slot.swap(by_url("counter-precopy-load-hangs").await).await.expect_err("state_load never returns");
+    assert!(matches!(&err, LoaderError::PrecopyFailed { phase, .. } if phase == "timeout"), "{err}");
+    assert_eq!((slot.current().unwrap().version.as_str(), checksum(&slot)), ("1.0.0", before));
+    assert_eq!(call_i64(&increment), 4);
+    // The stuck worker was terminated; a new one converts the next swap, state and all.
+    assert_eq!(slot.swap(by_url("counter-precopy-v2").await).await.unwrap().version, "2.0.0");
+    assert_eq!(call_i64(&export(&slot, "count")), 4);
+}
+
+#[wasm_bindgen_test]
+async fn aborting_a_swap_whose_guest_never_returns_in_the_worker_rejects_at_once() {
+    let (slot, increment) = running_precopy_v1(1 << 10).await;
+    let controller = web_sys::AbortController::new().unwrap();
+    let options = SwapOptions::default().signal(controller.signal());
+    let swap = {
+        let (slot, source) = (slot.clone(), by_url("counter-precopy-load-hangs").await);
+        wasm_bindgen_futures::future_to_promise(async move {
+            slot.swap_with(source, options).await.map(|i| JsValue::from(i.version)).map_err(|e| e.to_js())
+        })
+    };
+    sleep_ms(300).await;
+    controller.abort();
+    let aborted = wasm_bindgen_futures::JsFuture::from(swap).await.expect_err("aborted");
+    assert_eq!(LoaderError::code_of(&aborted).as_deref(), Some("ABORTED"));
+    assert_eq!(call_i64(&increment), 4);
+    assert_eq!(slot.swap(by_url("counter-precopy-v2").await).await.unwrap().version, "2.0.0");
+}
+
+#[wasm_bindgen_test]
+async fn a_state_over_max_state_bytes_is_refused_in_the_worker_as_in_the_pause() {
+    let (slot, increment) = running_precopy_v1_with(64 << 10, r#"{"limits":{"maxStateBytes":4096}}"#).await;
+    let before = checksum(&slot);
+    let err = slot.swap(by_url("counter-precopy-v2").await).await.expect_err("the state is over the limit");
+    assert!(matches!(err, LoaderError::StateTooLarge { limit: 4096, .. }), "{err}");
+    assert_eq!((slot.current().unwrap().version.as_str(), checksum(&slot)), ("1.0.0", before));
+    assert_eq!(call_i64(&increment), 4);
 }

@@ -40,6 +40,7 @@ const RUST_GUESTS: &[Crate] = &[
             ("counter-precopy-v2", "v2,precopy"),
             ("counter-precopy-delta-rejects", "fault-delta-rejects"),
             ("counter-precopy-load-traps", "precopy,fault-load-traps"),
+            ("counter-precopy-load-hangs", "fault-load-hangs"),
             ("counter-precopy-traps-after-swap", "precopy,fault-traps-after-swap"),
             ("bench-200k-v1", "ballast-200k"),
             ("bench-200k-v2", "v2,ballast-200k"),

@@ -20,6 +20,12 @@ struct Variant {
     app_import: bool,
     /// Initial memory in 64 KiB pages.
     memory_pages: u32,
+    /// A start function that asks for random bytes (the memory is not reachable yet).
+    random_in_start: bool,
+    /// `state_save` returns a buffer at 2 GiB (a negative BigInt in JS), outside memory.
+    save_high_pointer: bool,
+    /// `state_load` calls `app.loading()` before loading (a hook into the pause).
+    load_calls_app: bool,
 }
 
 const VALID_META: &str = "abi=1.0\nname=counter\nversion=1.0.2\nstate-schema=1\n";
@@ -52,6 +58,9 @@ pub fn all() -> Vec<(&'static str, String)> {
         ("fault-foreign-import", render(Variant { foreign_import: true, ..base() })),
         ("fault-alloc-signature", render(Variant { wrong_alloc_signature: true, ..base() })),
         ("fault-huge-memory", render(Variant { memory_pages: 4096, ..base() })),
+        ("fault-random-in-start", render(Variant { random_in_start: true, ..base() })),
+        ("fault-save-high-pointer", render(Variant { save_high_pointer: true, ..base() })),
+        ("wat-counter-load-calls-app", render(Variant { load_calls_app: true, ..base() })),
     ]
 }
 
@@ -110,6 +119,26 @@ fn render(v: Variant) -> String {
         wat = wat.replace(
             "(global.set $count (i64.add (global.get $count) (i64.const 1)))",
             "(global.set $count (i64.add (global.get $count) (i64.const 1)))\n    (call $notify (global.get $count))",
+        );
+    }
+    if v.random_in_start {
+        let (random_fill, _) = host::RANDOM_FILL;
+        let at = wat.find("  (memory").unwrap_or(0);
+        wat.insert_str(at, &format!("  (import \"{HOST_MODULE}\" \"{random_fill}\" (func $random (param i32 i32)))\n"));
+        wat.push_str("  (func $seed (call $random (i32.const 512) (i32.const 32)))\n  (start $seed)\n");
+    }
+    if v.save_high_pointer {
+        wat = wat.replace(
+            "(i64.or (i64.shl (i64.extend_i32_u (local.get $ptr)) (i64.const 32)) (i64.const 8)))",
+            "(i64.const 0x8000000000000008))",
+        );
+    }
+    if v.load_calls_app {
+        let at = wat.find("  (memory").unwrap_or(0);
+        wat.insert_str(at, "  (import \"app\" \"loading\" (func $loading))\n");
+        wat = wat.replace(
+            "(result i32)\n    (if (i32.ne (local.get $len)",
+            "(result i32)\n    (call $loading)\n    (if (i32.ne (local.get $len)",
         );
     }
     if v.foreign_import {

@@ -70,12 +70,16 @@ impl GuestState for Counter {
     }
 
     fn load(bytes: &[u8], schema: u32) -> Result<Self, StateError> {
-        #[cfg(any(feature = "fault-load-traps", feature = "fault-load-rejects"))]
+        #[cfg(any(feature = "fault-load-traps", feature = "fault-load-rejects", feature = "fault-load-hangs"))]
         let _ = (bytes, schema);
         #[cfg(feature = "fault-load-traps")]
         panic!("fault-load-traps: state_load always panics");
         #[cfg(feature = "fault-load-rejects")]
         return Err(StateError::malformed("fault-load-rejects: refuses every state"));
+        #[cfg(feature = "fault-load-hangs")]
+        loop {
+            core::hint::black_box((bytes, schema));
+        }
         #[cfg(feature = "fault-traps-after-swap")]
         LOADED_BY_SWAP.store(true, core::sync::atomic::Ordering::Relaxed);
         #[allow(unreachable_code)]

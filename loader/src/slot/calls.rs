@@ -4,7 +4,7 @@
 
 use std::rc::Rc;
 
-use hotswap_abi::{unpack, BYTES_FN};
+use hotswap_abi::BYTES_FN;
 use hotswap_inspect::InspectError;
 use js_sys::{Array, Reflect, Uint8Array};
 use wasm_bindgen::JsValue;
@@ -12,7 +12,7 @@ use wasm_bindgen::JsValue;
 use super::{CallFailure, Slot};
 use crate::error::{is_trap, LoaderError};
 use crate::events::{Event, RollbackReason};
-use crate::instance::GuestInstance;
+use crate::instance::{unpacked, GuestInstance};
 use crate::probation::{Counted, Standby};
 
 impl Slot {
@@ -108,9 +108,8 @@ impl Slot {
         if still_running {
             let _ = running.free(ptr, len);
         }
-        let packed = u64::try_from(result?)
-            .map_err(|_| LoaderError::Internal { what: format!("export `{name}` did not return an i64") })?;
-        let (out_ptr, out_len) = unpack(packed);
+        let (out_ptr, out_len) = unpacked(result?)
+            .ok_or_else(|| LoaderError::Internal { what: format!("export `{name}` did not return an i64") })?;
         let output = running.read(out_ptr, out_len)?;
         running.free(out_ptr, out_len)?;
         Ok(output)

@@ -212,10 +212,10 @@ impl Slot {
     }
 
     /// Drop every instance and listener; later calls fail with `DISPOSED`.
-    pub fn dispose(&self) {
-        if let Ok(table) = self.table.try_borrow() {
-            table.unbind();
-        }
+    pub fn dispose(&self) -> Result<(), LoaderError> {
+        // Inside the pause (a host import called from a guest's state load) the table is
+        // being rebound: disposing there would be undone by the commit.
+        self.table.try_borrow().map_err(|_| LoaderError::Reentrant {})?.unbind();
         let (running, frozen) = {
             let mut state = self.state.borrow_mut();
             let frozen = state.set_previous(None);
@@ -228,6 +228,7 @@ impl Slot {
         self.converter.take();
         self.modules.clear();
         self.emitter.clear();
+        Ok(())
     }
 
     /// Stages 1–2: the module, fetched, verified and validated — or taken from the cache when

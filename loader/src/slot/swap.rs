@@ -12,7 +12,7 @@ use crate::error::LoaderError;
 use crate::events::{Clock, Event, RollbackReason, StateSource, TransferKind};
 use crate::instance::{GuestInstance, PendingInstance};
 use crate::options::{ModuleSource, SwapOptions};
-use crate::precopy::{self, Capture, Converter, ROUNDS};
+use crate::precopy::{self, Capture, Converter, GiveUp, ROUNDS};
 use crate::probation::Standby;
 use crate::queue::next_task;
 use crate::rollback::Previous;
@@ -182,7 +182,12 @@ impl Slot {
             return None;
         }
         let mut converter = self.converter.borrow_mut();
-        let started = converter.get_or_insert_with(|| Converter::start().map(Rc::new).map_err(drop));
+        // A worker stopped after a request was given up is replaced.
+        if matches!(&*converter, Some(Ok(c)) if c.is_stopped()) {
+            converter.take();
+        }
+        let max_state = self.options.limits.max_state_bytes;
+        let started = converter.get_or_insert_with(|| Converter::start(max_state).map(Rc::new).map_err(drop));
         started.as_ref().ok().cloned()
     }
 
@@ -224,7 +229,8 @@ impl Slot {
         next_task().await;
         options.check()?;
         let (image, length) = self.capture(running).await?;
-        let converted = converter.convert(&running.compiled, image, length, incoming, schema).await?;
+        let converted =
+            converter.convert(&running.compiled, image, length, incoming, schema, &self.give_up(options)).await?;
         options.check()?;
         precopy::install(&instance, &converted).await?;
         let standby = (self.options.auto_rollback_calls > 0).then_some(Standby::Snapshot);
@@ -252,6 +258,11 @@ impl Slot {
         }
     }
 
+    /// When to stop waiting for the pre-copy worker.
+    fn give_up<'a>(&self, options: &'a SwapOptions) -> GiveUp<'a> {
+        GiveUp { signal: options.signal.as_ref().map(|s| &s.0), after_ms: self.options.limits.precopy_timeout_ms }
+    }
+
     /// The state changed since the conversion: convert the change too, and install the result.
     async fn precopy_round(
         &self,
@@ -261,7 +272,7 @@ impl Slot {
         progress: &mut PrecopyProgress,
         options: &SwapOptions,
     ) -> Result<PreparedSwap, LoaderError> {
-        let converted = converter.apply(delta, prepared.schema).await?;
+        let converted = converter.apply(delta, prepared.schema, &self.give_up(options)).await?;
         options.check()?;
         progress.image_bytes = u64::from(converted.byte_length());
         precopy::install(&prepared.incoming, &converted).await?;
