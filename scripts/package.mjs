@@ -19,10 +19,15 @@ async function errorClass(build) {
 }
 
 const entry = (build, errorPath) => `// wasm-hotswap${build === 'watch' ? '/watch: the loader with HotSwap.watch (a signed registry)' : ': load, swap and roll back WebAssembly guests (HotSwap.watch is in wasm-hotswap/watch)'}.
-import wasmInit from './${build}/wasm_hotswap.js';
+import wasmInit, { HotSwap } from './${build}/wasm_hotswap.js';
 
 export * from './${build}/wasm_hotswap.js';
 export { HotSwapError } from '${errorPath}';
+
+// free() and [Symbol.dispose]() do what dispose() does: later calls throw DISPOSED (not
+// wasm-bindgen's "null pointer passed to rust"); the Rust object goes with the JS one.
+HotSwap.prototype.free = function free() { this.dispose(); };
+if (Symbol.dispose) HotSwap.prototype[Symbol.dispose] = HotSwap.prototype.free;
 
 /**
  * Load the loader's own WebAssembly (once, before anything else). Without an argument it is

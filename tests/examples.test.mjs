@@ -67,6 +67,21 @@ test('the tarball holds README.md, ABI.md, both licenses, both entries with thei
   assert.equal(abi, await readFile(join(ROOT, 'docs', 'ABI.md'), 'utf8'));
 });
 
+test("the README's error codes are exactly the package's, each with the fields its declarations give it", async () => {
+  const dts = await readFile(join(APP, 'node_modules', 'wasm-hotswap', 'watch', 'wasm_hotswap.d.ts'), 'utf8');
+  const body = /export interface HotSwapErrorDetails \{([\s\S]*?)\n\}/.exec(dts)[1];
+  const declared = Object.fromEntries([...body.matchAll(/^\s+([A-Z_0-9]+): \{([^}]*)\};/gm)]
+    .map(([, code, fields]) => [code, [...fields.matchAll(/(\w+):/g)].map((f) => f[1]).sort()]));
+  const readme = await readFile(join(ROOT, 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('**Error codes**'), readme.indexOf('## Writing a guest'));
+  const listed = Object.fromEntries([...section.matchAll(/`([A-Z][A-Z_0-9]+)`(?:\s+\(([^)]*)\))?/g)]
+    .map(([, code, fields]) => [code, (fields ?? '').split(/[,;:]/).map((f) => f.trim()).filter((f) => /^[a-z][A-Za-z]*$/.test(f))]));
+  assert.deepEqual(Object.keys(listed).sort(), Object.keys(declared).sort(), 'codes in the README vs HotSwapErrorDetails');
+  for (const [code, fields] of Object.entries(declared)) {
+    for (const field of fields) assert.ok(listed[code].includes(field), `README: ${code} does not name its detail "${field}"`);
+  }
+});
+
 test('from an app, the exports map resolves wasm-hotswap, wasm-hotswap/watch and each .wasm, and hides the rest', async () => {
   const specifiers = {
     'wasm-hotswap': 'index.js',

@@ -43,3 +43,27 @@ test('the counter page swaps its logic on a click without reloading and keeps th
   assert.equal(await page.isHidden('#error'), true);
   assert.deepEqual(problems, []);
 });
+
+test('free() and Symbol.dispose release a HotSwap like dispose(): later calls throw DISPOSED', async () => {
+  const page = await watchedPage(browser, []);
+  await page.goto(`${url}/counter/`);
+  await page.locator('#version').filter({ hasText: 'counter 1.0.0' }).waitFor();
+  const codes = await page.evaluate(async () => {
+    const { default: init, HotSwap } = await import('/pkg/index.js');
+    await init();
+    const index = await (await fetch('/guests/index.json')).json();
+    const source = (name) => ({ url: `/guests/${index[name].file}`, sha256: index[name].sha256 });
+    const out = [];
+    for (const release of [(hs) => hs.free(), (hs) => hs[Symbol.dispose]()]) {
+      const hs = await HotSwap.load(source('counter-v1'));
+      const api = hs.exports;
+      release(hs);
+      for (const attempt of [() => hs.current, () => api.increment(), () => hs.callString('describe', '')]) {
+        try { attempt(); out.push('no error'); } catch (e) { out.push(e.code ?? String(e)); }
+      }
+      out.push(await hs.swap(source('counter-v2')).then(() => 'swapped', (e) => e.code ?? String(e)));
+    }
+    return out;
+  });
+  assert.deepEqual(codes, Array(8).fill('DISPOSED'));
+});

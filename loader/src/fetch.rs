@@ -15,7 +15,7 @@ use hotswap_inspect::{InspectError, Inspector, ModuleInterface};
 use js_sys::{ArrayBuffer, Object, Promise, Reflect, Uint8Array, WebAssembly};
 use wasm_bindgen::{closure::Closure, JsCast};
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{AbortController, ReadableStream, ReadableStreamDefaultController, Response, ResponseInit};
+use web_sys::{AbortSignal, ReadableStream, ReadableStreamDefaultController, Response, ResponseInit};
 
 use crate::digest::{Digest, StreamingHash};
 use crate::error::{js_message, LoaderError};
@@ -46,9 +46,14 @@ pub(crate) struct Fetched {
 }
 
 /// Fetch, hash, inspect and compile `source`, refusing it unless its digest matches.
-pub(crate) async fn fetch_verified(source: ModuleSource, max_bytes: u64) -> Result<Fetched, LoaderError> {
+/// `signal` (a swap's) aborts the download too, even one that has stalled.
+pub(crate) async fn fetch_verified(
+    source: ModuleSource,
+    max_bytes: u64,
+    signal: Option<&AbortSignal>,
+) -> Result<Fetched, LoaderError> {
     let clock = Clock::start();
-    let (response, abort, url) = open(&source.origin).await?;
+    let (response, abort, url) = open(&source.origin, signal).await?;
     let body = response
         .body()
         .ok_or_else(|| LoaderError::BodyIncomplete { received: 0, message: "the response has no body".into() })?;
@@ -76,10 +81,14 @@ pub(crate) async fn fetch_verified(source: ModuleSource, max_bytes: u64) -> Resu
     }
     let module = match JsFuture::from(compiling).await {
         Ok(module) => module,
-        Err(_) if matches!(inspector.error(), Some(InspectError::NotWasm { .. })) => {
-            return Err(refusal(inspector.finish(), &response))
+        Err(e) => {
+            // Not wasm at all (an empty body, an HTML page) says so rather than what V8 said.
+            let verdict = inspector.finish();
+            if let Err(InspectError::NotWasm { .. }) = verdict {
+                return Err(refusal(verdict, &response));
+            }
+            return Err(InspectError::malformed(format!("{url}: {}", js_message(&e))).into());
         }
-        Err(e) => return Err(InspectError::malformed(format!("{url}: {}", js_message(&e))).into()),
     };
     let interface = inspector.finish().map_err(|e| refusal(Err(e), &response))?;
     Ok(Fetched {
@@ -230,10 +239,13 @@ async fn sha2_in_slices(bytes: &Uint8Array) -> Digest {
 
 /// The response for `origin`, the controller that can abort its download, and a name for
 /// it in error messages.
-async fn open(origin: &Origin) -> Result<(Response, Option<AbortController>, String), LoaderError> {
+async fn open(
+    origin: &Origin,
+    signal: Option<&AbortSignal>,
+) -> Result<(Response, Option<net::Abort>, String), LoaderError> {
     let (response, abort, url) = match origin {
         Origin::Url(url) => {
-            let (response, abort) = net::fetch(url, &web_sys::RequestInit::new()).await?;
+            let (response, abort) = net::fetch(url, &web_sys::RequestInit::new(), signal).await?;
             (response, Some(abort), url.clone())
         }
         Origin::Bytes(bytes) => {

@@ -467,7 +467,7 @@ pub(crate) fn check_keys(value: &JsValue, path: &str, keys: &[&str], also: &[&st
             let expected: Vec<&str> = keys.iter().chain(also).copied().collect();
             return Err(invalid(
                 &format!("{path}.{key}"),
-                &format!("an unknown key: expected one of {}", expected.join(", ")),
+                &format!("one of the known keys ({}), not an unknown one", expected.join(", ")),
             ));
         }
     }

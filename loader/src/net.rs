@@ -6,16 +6,60 @@ use std::ops::ControlFlow;
 use js_sys::{Function, Promise, Reflect, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{AbortController, ReadableStream, ReadableStreamDefaultReader, RequestInit, Response};
+use web_sys::{AbortController, AbortSignal, ReadableStream, ReadableStreamDefaultReader, RequestInit, Response};
 
 use crate::error::{js_message, LoaderError};
 
+/// A download's abort handle: the byte cap aborts it, and so does the caller's signal (linked
+/// until the handle is dropped), whether the download waits for headers or for a chunk.
+#[derive(Debug)]
+pub(crate) struct Abort {
+    controller: AbortController,
+    link: Option<(AbortSignal, Function)>,
+}
+
+impl Abort {
+    fn new(follow: Option<&AbortSignal>) -> Result<Self, LoaderError> {
+        let controller = AbortController::new().map_err(|e| LoaderError::internal("AbortController", &e))?;
+        let link = follow.map(|signal| {
+            let abort: Function = Reflect::get(&controller, &"abort".into())
+                .ok()
+                .and_then(|f| f.dyn_into::<Function>().ok())
+                .map(|f| f.bind0(&controller).unchecked_into())
+                .unwrap_or_else(|| Function::new_no_args(""));
+            let _ = signal.add_event_listener_with_callback("abort", &abort);
+            if signal.aborted() {
+                controller.abort();
+            }
+            (signal.clone(), abort)
+        });
+        Ok(Self { controller, link })
+    }
+
+    /// Stop the download.
+    pub(crate) fn abort(&self) {
+        self.controller.abort();
+    }
+}
+
+impl Drop for Abort {
+    fn drop(&mut self) {
+        if let Some((signal, abort)) = &self.link {
+            let _ = signal.remove_event_listener_with_callback("abort", abort);
+        }
+    }
+}
+
 /// `fetch(url, init)` from whichever global scope we run in (window or worker), with an
-/// abort controller attached; a response with an error status is an error.
-pub(crate) async fn fetch(url: &str, init: &RequestInit) -> Result<(Response, AbortController), LoaderError> {
+/// abort handle attached that `follow` (the caller's signal) also triggers.
+pub(crate) async fn fetch(
+    url: &str,
+    init: &RequestInit,
+    follow: Option<&AbortSignal>,
+) -> Result<(Response, Abort), LoaderError> {
     let failed = |e: &JsValue| LoaderError::FetchFailed { url: url.to_string(), message: js_message(e) };
-    let abort = AbortController::new().map_err(|e| LoaderError::internal("AbortController", &e))?;
-    init.set_signal(Some(&abort.signal()));
+    let abort = Abort::new(follow)?;
+    init.set_signal(Some(&abort.controller.signal()));
     let global = js_sys::global();
     let fetch: Function =
         Reflect::get(&global, &"fetch".into()).and_then(|f| f.dyn_into::<Function>()).map_err(|e| failed(&e))?;
@@ -51,7 +95,7 @@ pub(crate) enum ReadError {
 pub(crate) async fn read_capped(
     response: &Response,
     body: ReadableStream,
-    abort: Option<&AbortController>,
+    abort: Option<&Abort>,
     cap: u64,
     mut on_chunk: impl FnMut(Uint8Array) -> ControlFlow<()>,
 ) -> Result<u64, ReadError> {
@@ -61,7 +105,8 @@ pub(crate) async fn read_capped(
         if let Some(abort) = abort {
             abort.abort();
         }
-        let _ = reader.cancel();
+        // Rejects once the download is aborted: nobody needs to hear it.
+        ignore_rejection(&reader.cancel());
     }
     result
 }

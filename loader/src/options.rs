@@ -94,9 +94,9 @@ js_input! {
         max_state_bytes: u64 as "maxStateBytes" = 256 << 20,
         /// Most initial memory a module may declare, in 64 KiB pages (default 16384, 1 GiB).
         max_memory_pages: u64 as "maxMemoryPages" = 16384,
-        /// Compiled modules kept by digest, least recently used first out (default 4; 0 keeps
-        /// none besides the running and previous versions). A swap or rollback to one of them
-        /// neither downloads nor compiles it.
+        /// Compiled modules kept by digest, least recently used first out (default 4). A swap
+        /// to one of them neither downloads nor compiles it; with 0, only `rollback()` reuses
+        /// the previous version's module.
         cached_modules: u32 as "cachedModules" = 4,
         /// Longest wait for the pre-copy worker to convert a state, in ms (default 30000). It
         /// runs guest code; one that never returns is stopped there and the swap fails with

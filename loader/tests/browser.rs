@@ -647,3 +647,38 @@ async fn dispose_from_inside_the_pause_is_refused_and_the_swap_completes() {
     cell.borrow_mut().take();
     drop(loading);
 }
+
+#[wasm_bindgen_test]
+async fn aborting_a_swap_whose_download_has_stalled_rejects_and_the_queue_moves_on() {
+    let (slot, inc) = running_v1("{}").await;
+    let before = checksum(&slot);
+    let controller = web_sys::AbortController::new().unwrap();
+    let stalled = ModuleSource {
+        origin: Origin::Url(format!("{}/stall", server())),
+        sha256: digest_of("counter-v2").await,
+        listed_size: None,
+    };
+    let swap = {
+        let (slot, options) = (slot.clone(), wasm_hotswap::SwapOptions::default().signal(controller.signal()));
+        wasm_bindgen_futures::future_to_promise(async move {
+            slot.swap_with(stalled, options).await.map(|i| JsValue::from(i.version)).map_err(|e| e.to_js())
+        })
+    };
+    let queued = slot.swap(by_url("counter-v2").await);
+    sleep_ms(300).await;
+    controller.abort();
+    let aborted = JsFuture::from(swap).await.expect_err("aborted");
+    assert_eq!(LoaderError::code_of(&aborted).as_deref(), Some("ABORTED"));
+    assert_eq!(checksum(&slot), before, "the state is untouched");
+    assert_eq!(queued.await.unwrap().version, "2.0.0", "the swap queued behind it goes ahead");
+    call_i64(&inc);
+}
+
+#[wasm_bindgen_test]
+async fn an_empty_module_with_its_own_digest_is_not_wasm() {
+    let (slot, inc) = running_v1("{}").await;
+    let empty_sha256 = Digest::from_hex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855").unwrap();
+    let source =
+        ModuleSource { origin: Origin::Bytes(Uint8Array::new_with_length(0)), sha256: empty_sha256, listed_size: None };
+    assert_refused(&slot, &inc, source, "NOT_WASM").await;
+}

@@ -5,6 +5,7 @@
 //   /guests/<file>              target/guests (application/wasm)
 //   /truncated/<file>           announces the full Content-Length, sends half, then resets
 //   /endless                    a wasm header, then bytes forever (for byte caps)
+//   /stall                      a wasm header, then nothing, the connection left open
 //   /as-text/<file>             the guest served as text/plain (the loader must not care)
 //   /flipped/<file>             the guest with one byte flipped (a wrong-software module)
 //   /status/<code>              an empty response with that status
@@ -147,6 +148,10 @@ const server = createServer(async (req, res) => {
     res.on('drain', pump);
     res.on('close', () => res.removeAllListeners('drain'));
     return pump();
+  }
+  if (head === 'stall') {
+    res.writeHead(200, { 'content-type': 'application/wasm', ...isolation });
+    return res.write(Buffer.from([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]));
   }
   if (head === 'truncated') {
     const f = await file(dirs.guests, tail);

@@ -155,7 +155,7 @@ impl Slot {
         if self.state.borrow().current.is_some() {
             return Err(LoaderError::Internal { what: "load into a slot that already runs a version".into() });
         }
-        let compiled = self.fetch_version(source).await?;
+        let compiled = self.fetch_version(source, None).await?;
         // The shims compile while the guest instantiates.
         let shims = self.table.borrow().prepare(&compiled.interface.user_exports)?;
         let instance = self.instantiate(&compiled).await?;
@@ -232,8 +232,12 @@ impl Slot {
     }
 
     /// Stages 1–2: the module, fetched, verified and validated — or taken from the cache when
-    /// bytes of its digest were compiled before.
-    async fn fetch_version(&self, source: ModuleSource) -> Result<CompiledVersion, LoaderError> {
+    /// bytes of its digest were compiled before. `signal` (a swap's) aborts the download.
+    async fn fetch_version(
+        &self,
+        source: ModuleSource,
+        signal: Option<&web_sys::AbortSignal>,
+    ) -> Result<CompiledVersion, LoaderError> {
         if let Some(hit) = self.modules.get(&source.sha256) {
             self.trying(None, Some(hit.version.version()));
             source.origin.discard();
@@ -241,7 +245,7 @@ impl Slot {
             return Ok(hit.version);
         }
         let cap = self.options.limits.max_module_bytes.min(source.listed_size.unwrap_or(u64::MAX));
-        let fetched = fetch_verified(source, cap).await?;
+        let fetched = fetch_verified(source, cap, signal).await?;
         let bytes = fetched.bytes;
         self.emit(&Event::Fetch { duration_ms: fetched.fetch_ms, bytes, cached: false });
         self.emit(&Event::Compile { duration_ms: fetched.compile_ms });

@@ -77,6 +77,9 @@ impl Slot {
             Ok(()) => self.swap_now(source, &options).await,
             Err(aborted) => Err(aborted),
         };
+        // The signal also stops a download (then failing as one): what the caller asked for
+        // is ABORTED, and a swap that fails at all fails before its pause.
+        let result = result.map_err(|e| options.check().err().unwrap_or(e));
         if let Err(e) = &result {
             self.emit_error(e);
         }
@@ -99,7 +102,7 @@ impl Slot {
         } else {
             self.start_standby(&running)?
         };
-        let incoming = self.fetch_version(source).await?;
+        let incoming = self.fetch_version(source, options.signal.as_ref().map(|s| &s.0)).await?;
         // Each stage in its own task: the page's events run in between.
         next_task().await;
         options.check()?;
