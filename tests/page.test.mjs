@@ -67,3 +67,22 @@ test('free() and Symbol.dispose release a HotSwap like dispose(): later calls th
   });
   assert.deepEqual(codes, Array(8).fill('DISPOSED'));
 });
+
+test('a download stopped at the byte cap rejects with MODULE_TOO_LARGE and leaves no unhandled rejection behind', async () => {
+  const page = await watchedPage(browser, []);
+  await page.goto(`${url}/counter/`);
+  await page.locator('#version').filter({ hasText: 'counter 1.0.0' }).waitFor();
+  const result = await page.evaluate(async () => {
+    const unhandled = [];
+    addEventListener('unhandledrejection', (e) => unhandled.push(String(e.reason)));
+    const { default: init, HotSwap } = await import('/pkg/index.js');
+    await init();
+    const index = await (await fetch('/guests/index.json')).json();
+    const v1 = index['counter-v1'];
+    const code = await HotSwap.load({ url: `/guests/${v1.file}`, sha256: v1.sha256 }, { limits: { maxModuleBytes: 1000 } })
+      .then(() => 'loaded', (e) => e.code);
+    await new Promise((ok) => setTimeout(ok, 500));
+    return { code, unhandled };
+  });
+  assert.deepEqual(result, { code: 'MODULE_TOO_LARGE', unhandled: [] });
+});
