@@ -251,7 +251,7 @@ impl Converter {
                 phase: "timeout".into(),
                 message: format!(
                     "the pre-copy worker did not answer within {} ms (guest code that never returns?): {}",
-                    give_up.after_ms,
+                    give_up.after_ms as u64,
                     js_message(&why)
                 ),
             },
