@@ -114,8 +114,7 @@ fn render(v: Variant) -> String {
         wat.push_str("  (func $boom unreachable)\n  (start $boom)\n");
     }
     if v.app_import {
-        let at = wat.find("  (memory").unwrap_or(0);
-        wat.insert_str(at, "  (import \"app\" \"notify\" (func $notify (param i64)))\n");
+        add_import(&mut wat, "  (import \"app\" \"notify\" (func $notify (param i64)))\n");
         wat = wat.replace(
             "(global.set $count (i64.add (global.get $count) (i64.const 1)))",
             "(global.set $count (i64.add (global.get $count) (i64.const 1)))\n    (call $notify (global.get $count))",
@@ -123,8 +122,10 @@ fn render(v: Variant) -> String {
     }
     if v.random_in_start {
         let (random_fill, _) = host::RANDOM_FILL;
-        let at = wat.find("  (memory").unwrap_or(0);
-        wat.insert_str(at, &format!("  (import \"{HOST_MODULE}\" \"{random_fill}\" (func $random (param i32 i32)))\n"));
+        add_import(
+            &mut wat,
+            &format!("  (import \"{HOST_MODULE}\" \"{random_fill}\" (func $random (param i32 i32)))\n"),
+        );
         wat.push_str("  (func $seed (call $random (i32.const 512) (i32.const 32)))\n  (start $seed)\n");
     }
     if v.save_high_pointer {
@@ -134,17 +135,14 @@ fn render(v: Variant) -> String {
         );
     }
     if v.load_calls_app {
-        let at = wat.find("  (memory").unwrap_or(0);
-        wat.insert_str(at, "  (import \"app\" \"loading\" (func $loading))\n");
+        add_import(&mut wat, "  (import \"app\" \"loading\" (func $loading))\n");
         wat = wat.replace(
             "(result i32)\n    (if (i32.ne (local.get $len)",
             "(result i32)\n    (call $loading)\n    (if (i32.ne (local.get $len)",
         );
     }
     if v.foreign_import {
-        // Imports must precede definitions; splice it in after the ABI import.
-        let at = wat.find("  (memory").unwrap_or(0);
-        wat.insert_str(at, "  (import \"env\" \"getrandom\" (func (param i32 i32) (result i32)))\n");
+        add_import(&mut wat, "  (import \"env\" \"getrandom\" (func (param i32 i32) (result i32)))\n");
     }
     if let Some(meta) = v.metadata {
         let escaped = meta.replace('\n', "\\n");
@@ -152,4 +150,10 @@ fn render(v: Variant) -> String {
     }
     wat.push_str(")\n");
     wat
+}
+
+/// Add an import line: imports must precede definitions, so it goes in before the memory.
+fn add_import(wat: &mut String, line: &str) {
+    let at = wat.find("  (memory").unwrap_or(0);
+    wat.insert_str(at, line);
 }
