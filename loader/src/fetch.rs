@@ -46,14 +46,16 @@ pub(crate) struct Fetched {
 }
 
 /// Fetch, hash, inspect and compile `source`, refusing it unless its digest matches.
-/// `signal` (a swap's) aborts the download too, even one that has stalled.
+/// `signal` (a swap's) aborts the download too, even one that has stalled; a server silent
+/// for `stall_ms` fails it.
 pub(crate) async fn fetch_verified(
     source: ModuleSource,
     max_bytes: u64,
     signal: Option<&AbortSignal>,
+    stall_ms: u32,
 ) -> Result<Fetched, LoaderError> {
     let clock = Clock::start();
-    let (response, abort, url) = open(&source.origin, signal).await?;
+    let (response, abort, url) = open(&source.origin, signal, stall_ms).await?;
     let body = response
         .body()
         .ok_or_else(|| LoaderError::BodyIncomplete { received: 0, message: "the response has no body".into() })?;
@@ -242,10 +244,11 @@ async fn sha2_in_slices(bytes: &Uint8Array) -> Digest {
 async fn open(
     origin: &Origin,
     signal: Option<&AbortSignal>,
+    stall_ms: u32,
 ) -> Result<(Response, Option<net::Abort>, String), LoaderError> {
     let (response, abort, url) = match origin {
         Origin::Url(url) => {
-            let (response, abort) = net::fetch(url, &web_sys::RequestInit::new(), signal).await?;
+            let (response, abort) = net::fetch(url, &web_sys::RequestInit::new(), signal, stall_ms).await?;
             (response, Some(abort), url.clone())
         }
         Origin::Bytes(bytes) => {

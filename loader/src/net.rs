@@ -9,17 +9,21 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortController, AbortSignal, ReadableStream, ReadableStreamDefaultReader, RequestInit, Response};
 
 use crate::error::{js_message, LoaderError};
+pub(crate) use crate::queue::ignore_rejection;
+use crate::queue::settle_within;
 
 /// A download's abort handle: the byte cap aborts it, and so does the caller's signal (linked
-/// until the handle is dropped), whether the download waits for headers or for a chunk.
+/// until the handle is dropped), whether the download waits for headers or for a chunk; and
+/// how long it may wait for either (`stall_ms`, 0 = forever) before it is given up.
 #[derive(Debug)]
 pub(crate) struct Abort {
     controller: AbortController,
     link: Option<(AbortSignal, Function)>,
+    stall_ms: u32,
 }
 
 impl Abort {
-    fn new(follow: Option<&AbortSignal>) -> Result<Self, LoaderError> {
+    fn new(follow: Option<&AbortSignal>, stall_ms: u32) -> Result<Self, LoaderError> {
         let controller = AbortController::new().map_err(|e| LoaderError::internal("AbortController", &e))?;
         let link = follow.map(|signal| {
             let abort: Function = Reflect::get(&controller, &"abort".into())
@@ -33,7 +37,13 @@ impl Abort {
             }
             (signal.clone(), abort)
         });
-        Ok(Self { controller, link })
+        Ok(Self { controller, link, stall_ms })
+    }
+
+    /// Wait for `promise` at most the stall time; `None` when it passed.
+    async fn within_stall(&self, promise: Promise) -> Option<Result<JsValue, JsValue>> {
+        let deadline = (self.stall_ms > 0).then_some(f64::from(self.stall_ms));
+        settle_within(promise, deadline, None).await.ok()
     }
 
     /// Stop the download.
@@ -51,20 +61,26 @@ impl Drop for Abort {
 }
 
 /// `fetch(url, init)` from whichever global scope we run in (window or worker), with an
-/// abort handle attached that `follow` (the caller's signal) also triggers.
+/// abort handle attached that `follow` (the caller's signal) also triggers; a server that
+/// sends nothing for `stall_ms` (0 = wait forever) fails it.
 pub(crate) async fn fetch(
     url: &str,
     init: &RequestInit,
     follow: Option<&AbortSignal>,
+    stall_ms: u32,
 ) -> Result<(Response, Abort), LoaderError> {
     let failed = |e: &JsValue| LoaderError::FetchFailed { url: url.to_string(), message: js_message(e) };
-    let abort = Abort::new(follow)?;
+    let abort = Abort::new(follow, stall_ms)?;
     init.set_signal(Some(&abort.controller.signal()));
     let global = js_sys::global();
     let fetch: Function =
         Reflect::get(&global, &"fetch".into()).and_then(|f| f.dyn_into::<Function>()).map_err(|e| failed(&e))?;
     let promise: Promise = fetch.call2(&global, &url.into(), init).map_err(|e| failed(&e))?.unchecked_into();
-    let response: Response = JsFuture::from(promise).await.map_err(|e| failed(&e))?.unchecked_into();
+    let Some(answer) = abort.within_stall(promise).await else {
+        abort.abort();
+        return Err(failed(&format!("no response for {stall_ms} ms").into()));
+    };
+    let response: Response = answer.map_err(|e| failed(&e))?.unchecked_into();
     Ok((response, abort))
 }
 
@@ -100,7 +116,7 @@ pub(crate) async fn read_capped(
     mut on_chunk: impl FnMut(Uint8Array) -> ControlFlow<()>,
 ) -> Result<u64, ReadError> {
     let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
-    let result = read_chunks(&reader, content_length(response), cap, &mut on_chunk).await;
+    let result = read_chunks(&reader, abort, content_length(response), cap, &mut on_chunk).await;
     if result.is_err() {
         if let Some(abort) = abort {
             abort.abort();
@@ -113,6 +129,7 @@ pub(crate) async fn read_capped(
 
 async fn read_chunks(
     reader: &ReadableStreamDefaultReader,
+    abort: Option<&Abort>,
     announced: Option<u64>,
     cap: u64,
     on_chunk: &mut impl FnMut(Uint8Array) -> ControlFlow<()>,
@@ -123,7 +140,14 @@ async fn read_chunks(
     let mut total = 0u64;
     loop {
         let incomplete = |e: &JsValue| ReadError::Incomplete { received: total, message: js_message(e) };
-        let chunk = JsFuture::from(reader.read()).await.map_err(|e| incomplete(&e))?;
+        let chunk = match abort {
+            Some(abort) => abort.within_stall(reader.read()).await.ok_or_else(|| ReadError::Incomplete {
+                received: total,
+                message: format!("no bytes for {} ms", abort.stall_ms),
+            })?,
+            None => JsFuture::from(reader.read()).await,
+        };
+        let chunk = chunk.map_err(|e| incomplete(&e))?;
         if Reflect::get(&chunk, &"done".into()).map(|d| d.is_truthy()).unwrap_or(true) {
             return Ok(total);
         }
@@ -139,15 +163,4 @@ async fn read_chunks(
             return Err(ReadError::Stopped);
         }
     }
-}
-
-/// Mark `promise` as handled, so that if nobody ends up awaiting it its rejection does not
-/// surface as an "unhandled rejection" on the page. Awaiting it still sees the rejection.
-pub(crate) fn ignore_rejection(promise: &Promise) {
-    thread_local! {
-        static IGNORE: wasm_bindgen::closure::Closure<dyn FnMut(JsValue)> = wasm_bindgen::closure::Closure::new(|_| {});
-    }
-    IGNORE.with(|ignore| {
-        let _ = promise.catch(ignore);
-    });
 }

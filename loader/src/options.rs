@@ -85,6 +85,9 @@ impl FromJs for ModuleSource {
     }
 }
 
+/// `limits.stallTimeoutMs` by default, and for a watcher's manifest requests.
+pub(crate) const STALL_TIMEOUT_MS: u32 = 30_000;
+
 js_input! {
     /// Caps that keep a hostile or broken module from exhausting the page.
     pub struct Limits as "Limits" {
@@ -102,6 +105,11 @@ js_input! {
         /// runs guest code; one that never returns is stopped there and the swap fails with
         /// `PRECOPY_FAILED` (phase `timeout`), the running version untouched.
         precopy_timeout_ms: f64 as "precopyTimeoutMs" = 30_000.0,
+        /// Longest wait for a server's next bytes (the response, then each chunk of the
+        /// body), in ms (default 30000; 0 waits forever). A download that stalls that long
+        /// fails (`FETCH_FAILED` or `BODY_INCOMPLETE`), so a dead connection never holds the
+        /// slot's queue.
+        stall_timeout_ms: u32 as "stallTimeoutMs" = STALL_TIMEOUT_MS,
     }
 }
 

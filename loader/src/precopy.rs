@@ -29,13 +29,11 @@ use std::rc::Rc;
 
 use js_sys::{Array, ArrayBuffer, Function, Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::{closure::Closure, JsCast, JsValue};
-use wasm_bindgen_futures::JsFuture;
 use web_sys::{Blob, BlobPropertyBag, MessageEvent, Url, Worker};
 
 use crate::error::{js_message, LoaderError};
 use crate::instance::GuestInstance;
-use crate::net::ignore_rejection;
-use crate::queue::next_task;
+use crate::queue::{next_task, settle_within, GaveUp};
 use crate::version::CompiledVersion;
 
 /// How many times the pause is tried before the last changes are applied inside it.
@@ -226,12 +224,9 @@ impl Converter {
         self.worker
             .post_message_with_transfer(message, &transfer)
             .map_err(|e| LoaderError::internal("posting to the pre-copy worker", &e))?;
-        let stop = Stop::new(give_up);
-        let either: Array = [reply, stop.promise.clone()].into_iter().map(JsValue::from).collect();
-        let answer = JsFuture::from(Promise::race(&either)).await;
-        stop.clear();
-        let answer = match answer {
-            Ok(answer) => answer,
+        let answer = match settle_within(reply, Some(give_up.after_ms), give_up.signal).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(e)) => return Err(LoaderError::internal("the pre-copy worker", &e)),
             Err(why) => return Err(self.give_up(why, give_up)),
         };
         match Reflect::get(&answer, &"image".into()).ok().and_then(|i| i.dyn_into::<ArrayBuffer>().ok()) {
@@ -241,66 +236,21 @@ impl Converter {
     }
 
     /// Stop the worker, whatever guest code it is running, and say why.
-    fn give_up(&self, why: JsValue, give_up: &GiveUp<'_>) -> LoaderError {
+    fn give_up(&self, why: GaveUp, give_up: &GiveUp<'_>) -> LoaderError {
         self.worker.terminate();
         self.stopped.set(true);
         self.reply.borrow_mut().take();
-        match give_up.signal.filter(|s| s.aborted()) {
-            Some(signal) => LoaderError::Aborted { reason: js_message(&signal.reason()) },
-            None => LoaderError::PrecopyFailed {
+        match why {
+            GaveUp::Aborted(reason) => LoaderError::Aborted { reason: js_message(&reason) },
+            GaveUp::Expired => LoaderError::PrecopyFailed {
                 phase: "timeout".into(),
                 message: format!(
-                    "the pre-copy worker did not answer within {} ms (guest code that never returns?): {}",
-                    give_up.after_ms as u64,
-                    js_message(&why)
+                    "the pre-copy worker did not answer within {} ms (guest code that never returns?)",
+                    give_up.after_ms as u64
                 ),
             },
         }
     }
-}
-
-/// A promise rejected when `give_up`'s signal aborts or its deadline passes; [`Stop::clear`]
-/// removes the timer and the listener once the worker has answered.
-struct Stop {
-    promise: Promise,
-    timer: JsValue,
-    on_abort: Option<(web_sys::AbortSignal, Function)>,
-}
-
-impl Stop {
-    fn new(give_up: &GiveUp<'_>) -> Self {
-        let (mut timer, mut on_abort) = (JsValue::UNDEFINED, None);
-        let promise = Promise::new(&mut |_, reject| {
-            let expire: Function = reject.bind1(&JsValue::NULL, &"deadline passed".into()).unchecked_into();
-            timer = global_fn("setTimeout")
-                .and_then(|set| set.call2(&JsValue::NULL, &expire, &give_up.after_ms.into()).ok())
-                .unwrap_or_default();
-            if let Some(signal) = give_up.signal {
-                let aborted: Function = reject.bind1(&JsValue::NULL, &"aborted".into()).unchecked_into();
-                let _ = signal.add_event_listener_with_callback("abort", &aborted);
-                if signal.aborted() {
-                    let _ = aborted.call0(&JsValue::NULL);
-                }
-                on_abort = Some((signal.clone(), aborted));
-            }
-        });
-        ignore_rejection(&promise);
-        Self { promise, timer, on_abort }
-    }
-
-    fn clear(&self) {
-        if let Some(clear) = global_fn("clearTimeout") {
-            let _ = clear.call1(&JsValue::NULL, &self.timer);
-        }
-        if let Some((signal, aborted)) = &self.on_abort {
-            let _ = signal.remove_event_listener_with_callback("abort", aborted);
-        }
-    }
-}
-
-/// A function of the global scope (a window, a worker or Node).
-fn global_fn(name: &str) -> Option<Function> {
-    Reflect::get(&js_sys::global(), &name.into()).ok().and_then(|f| f.dyn_into().ok())
 }
 
 /// What the worker reported, as the error the same failure on the main thread would be.

@@ -1,4 +1,5 @@
-//! Swaps and rollbacks run one at a time, in the order they were requested.
+//! Waiting: swaps and rollbacks run one at a time, in the order they were requested; the
+//! next task of the event loop; a promise awaited with a way out (an abort signal, a deadline).
 //!
 //! Each request waits on the promise of the one before it, so the order is the order of
 //! the calls — deterministic, unlike a lock whose waiters race for it.
@@ -7,7 +8,7 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
 
-use js_sys::{Function, Promise};
+use js_sys::{Array, Function, Object, Promise, Reflect};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -101,4 +102,88 @@ impl Ticks {
         }
         Some(tick)
     }
+}
+
+/// Mark `promise` as handled, so that if nobody ends up awaiting it its rejection does not
+/// surface as an "unhandled rejection" on the page. Awaiting it still sees the rejection.
+pub(crate) fn ignore_rejection(promise: &Promise) {
+    thread_local! {
+        static IGNORE: wasm_bindgen::closure::Closure<dyn FnMut(JsValue)> = wasm_bindgen::closure::Closure::new(|_| {});
+    }
+    IGNORE.with(|ignore| {
+        let _ = promise.catch(ignore);
+    });
+}
+
+/// Why [`settle_within`] stopped waiting.
+#[derive(Debug)]
+pub(crate) enum GaveUp {
+    /// The signal aborted (its reason).
+    Aborted(JsValue),
+    /// The deadline passed.
+    Expired,
+}
+
+/// `promise`'s outcome, unless `signal` aborts or `deadline_ms` passes first. The timer and
+/// the listener are removed once it settles.
+pub(crate) async fn settle_within(
+    promise: Promise,
+    deadline_ms: Option<f64>,
+    signal: Option<&web_sys::AbortSignal>,
+) -> Result<Result<JsValue, JsValue>, GaveUp> {
+    let stop = Stop::new(deadline_ms, signal);
+    let either: Array = [promise, stop.promise.clone()].into_iter().map(JsValue::from).collect();
+    let outcome = JsFuture::from(Promise::race(&either)).await;
+    stop.clear();
+    match outcome {
+        Err(e) if Object::is(&e, &stop.marker) => match signal.filter(|s| s.aborted()) {
+            Some(signal) => Err(GaveUp::Aborted(signal.reason())),
+            None => Err(GaveUp::Expired),
+        },
+        other => Ok(other),
+    }
+}
+
+/// A promise rejected with `marker` when the signal aborts or the deadline passes.
+struct Stop {
+    promise: Promise,
+    marker: JsValue,
+    timer: JsValue,
+    on_abort: Option<(web_sys::AbortSignal, Function)>,
+}
+
+impl Stop {
+    fn new(deadline_ms: Option<f64>, signal: Option<&web_sys::AbortSignal>) -> Self {
+        let marker: JsValue = Object::new().into();
+        let (mut timer, mut on_abort) = (JsValue::UNDEFINED, None);
+        let promise = Promise::new(&mut |_, reject| {
+            let stop: Function = reject.bind1(&JsValue::NULL, &marker).unchecked_into();
+            if let (Some(ms), Some(set)) = (deadline_ms, global_fn("setTimeout")) {
+                timer = set.call2(&JsValue::NULL, &stop, &ms.into()).unwrap_or_default();
+            }
+            if let Some(signal) = signal {
+                let _ = signal.add_event_listener_with_callback("abort", &stop);
+                if signal.aborted() {
+                    let _ = stop.call0(&JsValue::NULL);
+                }
+                on_abort = Some((signal.clone(), stop));
+            }
+        });
+        ignore_rejection(&promise);
+        Self { promise, marker, timer, on_abort }
+    }
+
+    fn clear(&self) {
+        if let Some(clear) = global_fn("clearTimeout") {
+            let _ = clear.call1(&JsValue::NULL, &self.timer);
+        }
+        if let Some((signal, stop)) = &self.on_abort {
+            let _ = signal.remove_event_listener_with_callback("abort", stop);
+        }
+    }
+}
+
+/// A function of the global scope (a window, a worker or Node).
+fn global_fn(name: &str) -> Option<Function> {
+    Reflect::get(&js_sys::global(), &name.into()).ok().and_then(|f| f.dyn_into().ok())
 }

@@ -682,3 +682,19 @@ async fn an_empty_module_with_its_own_digest_is_not_wasm() {
         ModuleSource { origin: Origin::Bytes(Uint8Array::new_with_length(0)), sha256: empty_sha256, listed_size: None };
     assert_refused(&slot, &inc, source, "NOT_WASM").await;
 }
+
+#[wasm_bindgen_test]
+async fn a_server_that_goes_silent_fails_the_swap_after_stall_timeout_ms_and_the_queue_moves_on() {
+    let (slot, inc) = running_v1(r#"{"limits":{"stallTimeoutMs":300}}"#).await;
+    let digest = digest_of("counter-v2").await;
+    let silent = |path: &str| ModuleSource {
+        origin: Origin::Url(format!("{}/{path}", server())),
+        sha256: digest,
+        listed_size: None,
+    };
+    let err = assert_refused(&slot, &inc, silent("silent"), "FETCH_FAILED").await;
+    assert!(err.to_string().contains("no response for 300 ms"), "{err}");
+    let err = assert_refused(&slot, &inc, silent("stall"), "BODY_INCOMPLETE").await;
+    assert!(err.to_string().contains("no bytes for 300 ms"), "{err}");
+    assert_eq!(slot.swap(by_url("counter-v2").await).await.unwrap().version, "2.0.0");
+}

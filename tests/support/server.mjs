@@ -6,6 +6,7 @@
 //   /truncated/<file>           announces the full Content-Length, sends half, then resets
 //   /endless                    a wasm header, then bytes forever (for byte caps)
 //   /stall                      a wasm header, then nothing, the connection left open
+//   /silent                     no answer at all, the connection left open
 //   /as-text/<file>             the guest served as text/plain (the loader must not care)
 //   /flipped/<file>             the guest with one byte flipped (a wrong-software module)
 //   /status/<code>              an empty response with that status
@@ -149,6 +150,7 @@ const server = createServer(async (req, res) => {
     res.on('close', () => res.removeAllListeners('drain'));
     return pump();
   }
+  if (head === 'silent') return undefined;
   if (head === 'stall') {
     res.writeHead(200, { 'content-type': 'application/wasm', ...isolation });
     return res.write(Buffer.from([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]));

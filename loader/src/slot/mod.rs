@@ -245,7 +245,7 @@ impl Slot {
             return Ok(hit.version);
         }
         let cap = self.options.limits.max_module_bytes.min(source.listed_size.unwrap_or(u64::MAX));
-        let fetched = fetch_verified(source, cap, signal).await?;
+        let fetched = fetch_verified(source, cap, signal, self.options.limits.stall_timeout_ms).await?;
         let bytes = fetched.bytes;
         self.emit(&Event::Fetch { duration_ms: fetched.fetch_ms, bytes, cached: false });
         self.emit(&Event::Compile { duration_ms: fetched.compile_ms });

@@ -51,7 +51,7 @@ pub(crate) async fn fetch_manifest(url: &str, etag: Option<&str>, max_bytes: u64
         headers.set("if-none-match", etag).map_err(|e| LoaderError::internal("If-None-Match", &e))?;
         init.set_headers(&headers);
     }
-    let (response, abort) = net::fetch(url, &init, None).await?;
+    let (response, abort) = net::fetch(url, &init, None, crate::options::STALL_TIMEOUT_MS).await?;
     if response.status() == 304 {
         return Ok(Fetched::NotModified);
     }
