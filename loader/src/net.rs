@@ -1,25 +1,55 @@
 //! The network, shared by the module download (stage 1) and the manifest download of a
 //! watched slot: `fetch` from any global scope, and reading a body under a byte cap.
 
+use std::cell::Cell;
 use std::ops::ControlFlow;
+use std::rc::Rc;
 
 use js_sys::{Function, Promise, Reflect, Uint8Array};
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::{closure::Closure, JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortController, AbortSignal, ReadableStream, ReadableStreamDefaultReader, RequestInit, Response};
 
 use crate::error::{js_message, LoaderError};
+use crate::queue::global_fn;
 pub(crate) use crate::queue::ignore_rejection;
-use crate::queue::settle_within;
 
 /// A download's abort handle: the byte cap aborts it, and so does the caller's signal (linked
 /// until the handle is dropped), whether the download waits for headers or for a chunk; and
-/// how long it may wait for either (`stall_ms`, 0 = forever) before it is given up.
+/// its watchdog, when the server sends nothing for `stall_ms`.
 #[derive(Debug)]
 pub(crate) struct Abort {
     controller: AbortController,
     link: Option<(AbortSignal, Function)>,
+    watchdog: Option<Watchdog>,
+}
+
+/// One interval timer per download (not a timer per chunk: a chunk only notes the time),
+/// which aborts it once nothing has arrived for `stall_ms`: detection takes 1 to 1.5 times it.
+#[derive(Debug)]
+struct Watchdog {
     stall_ms: u32,
+    last: Rc<Cell<f64>>,
+    stalled: Rc<Cell<bool>>,
+    interval: JsValue,
+    _check: Closure<dyn FnMut()>,
+}
+
+impl Watchdog {
+    fn start(stall_ms: u32, controller: &AbortController) -> Option<Self> {
+        let set_interval = global_fn("setInterval")?;
+        let (last, stalled) = (Rc::new(Cell::new(js_sys::Date::now())), Rc::new(Cell::new(false)));
+        let (seen, flag, controller) = (last.clone(), stalled.clone(), controller.clone());
+        let check = Closure::<dyn FnMut()>::new(move || {
+            if !flag.get() && js_sys::Date::now() - seen.get() >= f64::from(stall_ms) {
+                flag.set(true);
+                controller.abort();
+            }
+        });
+        let period = f64::from(stall_ms / 2).max(1.0);
+        let interval = set_interval.call2(&JsValue::NULL, check.as_ref(), &period.into()).ok()?;
+        Some(Self { stall_ms, last, stalled, interval, _check: check })
+    }
 }
 
 impl Abort {
@@ -37,13 +67,21 @@ impl Abort {
             }
             (signal.clone(), abort)
         });
-        Ok(Self { controller, link, stall_ms })
+        let watchdog = (stall_ms > 0).then(|| Watchdog::start(stall_ms, &controller)).flatten();
+        Ok(Self { controller, link, watchdog })
     }
 
-    /// Wait for `promise` at most the stall time; `None` when it passed.
-    async fn within_stall(&self, promise: Promise) -> Option<Result<JsValue, JsValue>> {
-        let deadline = (self.stall_ms > 0).then_some(f64::from(self.stall_ms));
-        settle_within(promise, deadline, None).await.ok()
+    /// Bytes arrived: the watchdog starts counting again.
+    fn progress(&self) {
+        if let Some(w) = &self.watchdog {
+            w.last.set(js_sys::Date::now());
+        }
+    }
+
+    /// What a failure really was, if the watchdog stopped the download: "no {what} for N ms".
+    fn stall_message(&self, what: &str) -> Option<String> {
+        let w = self.watchdog.as_ref().filter(|w| w.stalled.get())?;
+        Some(format!("no {what} for {} ms", w.stall_ms))
     }
 
     /// Stop the download.
@@ -56,6 +94,9 @@ impl Drop for Abort {
     fn drop(&mut self) {
         if let Some((signal, abort)) = &self.link {
             let _ = signal.remove_event_listener_with_callback("abort", abort);
+        }
+        if let (Some(w), Some(clear)) = (&self.watchdog, global_fn("clearInterval")) {
+            let _ = clear.call1(&JsValue::NULL, &w.interval);
         }
     }
 }
@@ -76,11 +117,10 @@ pub(crate) async fn fetch(
     let fetch: Function =
         Reflect::get(&global, &"fetch".into()).and_then(|f| f.dyn_into::<Function>()).map_err(|e| failed(&e))?;
     let promise: Promise = fetch.call2(&global, &url.into(), init).map_err(|e| failed(&e))?.unchecked_into();
-    let Some(answer) = abort.within_stall(promise).await else {
-        abort.abort();
-        return Err(failed(&format!("no response for {stall_ms} ms").into()));
-    };
-    let response: Response = answer.map_err(|e| failed(&e))?.unchecked_into();
+    let answer = JsFuture::from(promise).await;
+    let response: Response = answer
+        .map_err(|e| abort.stall_message("response").map_or_else(|| failed(&e), |m| failed(&m.into())))?
+        .unchecked_into();
     Ok((response, abort))
 }
 
@@ -140,14 +180,13 @@ async fn read_chunks(
     let mut total = 0u64;
     loop {
         let incomplete = |e: &JsValue| ReadError::Incomplete { received: total, message: js_message(e) };
-        let chunk = match abort {
-            Some(abort) => abort.within_stall(reader.read()).await.ok_or_else(|| ReadError::Incomplete {
-                received: total,
-                message: format!("no bytes for {} ms", abort.stall_ms),
-            })?,
-            None => JsFuture::from(reader.read()).await,
-        };
-        let chunk = chunk.map_err(|e| incomplete(&e))?;
+        let chunk = JsFuture::from(reader.read()).await.map_err(|e| {
+            let stalled = abort.and_then(|a| a.stall_message("bytes"));
+            stalled.map_or_else(|| incomplete(&e), |message| ReadError::Incomplete { received: total, message })
+        })?;
+        if let Some(abort) = abort {
+            abort.progress();
+        }
         if Reflect::get(&chunk, &"done".into()).map(|d| d.is_truthy()).unwrap_or(true) {
             return Ok(total);
         }

@@ -184,6 +184,6 @@ impl Stop {
 }
 
 /// A function of the global scope (a window, a worker or Node).
-fn global_fn(name: &str) -> Option<Function> {
+pub(crate) fn global_fn(name: &str) -> Option<Function> {
     Reflect::get(&js_sys::global(), &name.into()).ok().and_then(|f| f.dyn_into().ok())
 }

@@ -390,9 +390,7 @@ impl Watcher {
     /// Wait `ms`, or until [`Watcher::wake`].
     async fn sleep(&self, ms: f64) {
         let mut install = |resolve: Function, _reject: Function| {
-            let set_timeout =
-                Reflect::get(&js_sys::global(), &"setTimeout".into()).ok().and_then(|f| f.dyn_into::<Function>().ok());
-            if let Some(set_timeout) = set_timeout {
+            if let Some(set_timeout) = crate::queue::global_fn("setTimeout") {
                 let _ = set_timeout.call2(&JsValue::UNDEFINED, &resolve, &JsValue::from_f64(ms));
             }
             *self.wake.borrow_mut() = Some(resolve);
