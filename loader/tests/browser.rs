@@ -8,7 +8,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use js_sys::{Function, Object, Reflect, Uint8Array};
+use js_sys::{Function, Object, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
@@ -150,11 +150,7 @@ async fn a_guest_error_is_a_typed_trap_carrying_the_guests_message_and_state_sur
 async fn hash_mismatch_reports_expected_and_actual_and_keeps_v1() {
     // With the cache on, v1's digest would be served from it whatever the URL holds.
     let (slot, inc) = running_v1(r#"{"limits":{"cachedModules":0}}"#).await;
-    let wrong = ModuleSource {
-        origin: Origin::Url(format!("{}/guests/counter-v2.wasm", server())),
-        sha256: digest_of("counter-v1").await,
-        listed_size: None,
-    };
+    let wrong = at_path("/guests/counter-v2.wasm", digest_of("counter-v1").await);
     let err = assert_refused(&slot, &inc, wrong, "HASH_MISMATCH").await;
     let LoaderError::HashMismatch { expected, actual } = err else { unreachable!() };
     assert_eq!(expected, digest_of("counter-v1").await.to_hex());
@@ -167,11 +163,7 @@ async fn a_flipped_byte_is_refused_before_any_guest_code_runs() {
     let mut bytes = get_bytes("/guests/counter-v2.wasm").await;
     let middle = bytes.len() / 2;
     bytes[middle] ^= 1;
-    let source = ModuleSource {
-        origin: Origin::Bytes(Uint8Array::from(&bytes[..])),
-        sha256: digest_of("counter-v2").await,
-        listed_size: None,
-    };
+    let source = from_bytes(&bytes, digest_of("counter-v2").await);
     assert_refused(&slot, &inc, source, "HASH_MISMATCH").await;
 }
 
@@ -182,11 +174,7 @@ async fn sections_declaring_4_gib_in_14_bytes_are_refused_by_digest_and_the_slot
     let meta_section =
         [&[0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 0, 0xf0, 0xff, 0xff, 0xff, 0x0f, 12][..], b"hotswap.meta"].concat();
     for bytes in [&type_section[..], &meta_section] {
-        let source = ModuleSource {
-            origin: Origin::Bytes(Uint8Array::from(bytes)),
-            sha256: Digest::from_hex(&"0".repeat(64)).unwrap(),
-            listed_size: None,
-        };
+        let source = from_bytes(bytes, Digest::from_hex(&"0".repeat(64)).unwrap());
         assert_refused(&slot, &inc, source, "HASH_MISMATCH").await;
     }
     // The slot is not stuck: the next swap goes through.
@@ -198,11 +186,7 @@ async fn sections_declaring_4_gib_in_14_bytes_are_refused_by_digest_and_the_slot
 async fn network_failures_are_typed_truncated_body_404_and_refused_connection() {
     let (slot, inc) = running_v1("{}").await;
     let digest = digest_of("counter-v2").await;
-    let at = |path: &str| ModuleSource {
-        origin: Origin::Url(format!("{}{path}", server())),
-        sha256: digest,
-        listed_size: None,
-    };
+    let at = |path: &str| at_path(path, digest);
     assert_refused(&slot, &inc, at("/truncated/counter-v2.wasm"), "BODY_INCOMPLETE").await;
     let err = assert_refused(&slot, &inc, at("/status/404"), "HTTP_STATUS").await;
     assert!(matches!(err, LoaderError::HttpStatus { status: 404, .. }));
@@ -217,11 +201,7 @@ async fn network_failures_are_typed_truncated_body_404_and_refused_connection() 
 #[wasm_bindgen_test]
 async fn the_servers_mime_type_does_not_matter_the_hash_does() {
     let (slot, _) = running_v1("{}").await;
-    let source = ModuleSource {
-        origin: Origin::Url(format!("{}/as-text/counter-v2.wasm", server())),
-        sha256: digest_of("counter-v2").await,
-        listed_size: None,
-    };
+    let source = at_path("/as-text/counter-v2.wasm", digest_of("counter-v2").await);
     assert_eq!(slot.swap(source).await.unwrap().version, "2.0.0");
 }
 
@@ -229,11 +209,7 @@ async fn the_servers_mime_type_does_not_matter_the_hash_does() {
 async fn bytes_that_are_not_wasm_are_refused() {
     let (slot, inc) = running_v1("{}").await;
     let junk = b"<html>not a module</html>";
-    let source = ModuleSource {
-        origin: Origin::Bytes(Uint8Array::from(&junk[..])),
-        sha256: Digest::of(junk),
-        listed_size: None,
-    };
+    let source = from_bytes(junk, Digest::of(junk));
     assert_refused(&slot, &inc, source, "NOT_WASM").await;
 }
 
@@ -241,11 +217,7 @@ async fn bytes_that_are_not_wasm_are_refused() {
 async fn an_html_page_at_a_mistyped_url_is_not_wasm_with_a_hint_not_a_hash_mismatch() {
     let (slot, inc) = running_v1("{}").await;
     // What a dev server's fallback answers for a path it does not know: the app's page.
-    let source = ModuleSource {
-        origin: Origin::Url(format!("{}/index.html", server())),
-        sha256: digest_of("counter-v2").await,
-        listed_size: None,
-    };
+    let source = at_path("/index.html", digest_of("counter-v2").await);
     let err = assert_refused(&slot, &inc, source, "NOT_WASM").await;
     assert!(err.to_string().contains("HTML page"), "{err}");
     let thrown = err.to_js();
@@ -257,11 +229,7 @@ async fn oversize_modules_are_refused_including_an_endless_body() {
     let (slot, inc) = running_v1(r#"{"limits": {"maxModuleBytes": 100000}}"#).await;
     let err = assert_refused(&slot, &inc, by_url("bench-200k-v2").await, "MODULE_TOO_LARGE").await;
     assert!(matches!(err, LoaderError::ModuleTooLarge { limit: 100_000, .. }));
-    let endless = ModuleSource {
-        origin: Origin::Url(format!("{}/endless", server())),
-        sha256: digest_of("counter-v2").await,
-        listed_size: None,
-    };
+    let endless = at_path("/endless", digest_of("counter-v2").await);
     assert_refused(&slot, &inc, endless, "MODULE_TOO_LARGE").await;
 }
 
@@ -426,11 +394,7 @@ async fn two_hundred_swaps_back_and_forth_keep_every_increment() {
     let mut expected = 3;
     for round in 0..200 {
         let (name, digest, step) = if round % 2 == 0 { ("counter-v2", v2, 2) } else { ("counter-v1", v1, 1) };
-        let source = ModuleSource {
-            origin: Origin::Url(format!("{}/guests/{name}.wasm", server())),
-            sha256: digest,
-            listed_size: None,
-        };
+        let source = at_path(&format!("/guests/{name}.wasm"), digest);
         slot.swap(source).await.unwrap_or_else(|e| panic!("swap {round}: {e}"));
         expected += step;
         assert_eq!(call_i64(&increment), expected, "after swap {round}");
@@ -480,11 +444,7 @@ async fn the_js_api_rejects_with_a_hotswap_error_carrying_a_stable_code() {
 
 /// `name`'s digest, but a URL that now answers 404: only a cached module can satisfy it.
 async fn gone(name: &str) -> ModuleSource {
-    ModuleSource {
-        origin: Origin::Url(format!("{}/status/404", server())),
-        sha256: digest_of(name).await,
-        listed_size: None,
-    }
+    at_path("/status/404", digest_of(name).await)
 }
 
 #[wasm_bindgen_test]
@@ -653,11 +613,7 @@ async fn aborting_a_swap_whose_download_has_stalled_rejects_and_the_queue_moves_
     let (slot, inc) = running_v1("{}").await;
     let before = checksum(&slot);
     let controller = web_sys::AbortController::new().unwrap();
-    let stalled = ModuleSource {
-        origin: Origin::Url(format!("{}/stall", server())),
-        sha256: digest_of("counter-v2").await,
-        listed_size: None,
-    };
+    let stalled = at_path("/stall", digest_of("counter-v2").await);
     let swap = {
         let (slot, options) = (slot.clone(), wasm_hotswap::SwapOptions::default().signal(controller.signal()));
         wasm_bindgen_futures::future_to_promise(async move {
@@ -678,8 +634,7 @@ async fn aborting_a_swap_whose_download_has_stalled_rejects_and_the_queue_moves_
 async fn an_empty_module_with_its_own_digest_is_not_wasm() {
     let (slot, inc) = running_v1("{}").await;
     let empty_sha256 = Digest::from_hex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855").unwrap();
-    let source =
-        ModuleSource { origin: Origin::Bytes(Uint8Array::new_with_length(0)), sha256: empty_sha256, listed_size: None };
+    let source = from_bytes(&[], empty_sha256);
     assert_refused(&slot, &inc, source, "NOT_WASM").await;
 }
 
@@ -687,11 +642,7 @@ async fn an_empty_module_with_its_own_digest_is_not_wasm() {
 async fn a_server_that_goes_silent_fails_the_swap_after_stall_timeout_ms_and_the_queue_moves_on() {
     let (slot, inc) = running_v1(r#"{"limits":{"stallTimeoutMs":300}}"#).await;
     let digest = digest_of("counter-v2").await;
-    let silent = |path: &str| ModuleSource {
-        origin: Origin::Url(format!("{}/{path}", server())),
-        sha256: digest,
-        listed_size: None,
-    };
+    let silent = |path: &str| at_path(&format!("/{path}"), digest);
     let err = assert_refused(&slot, &inc, silent("silent"), "FETCH_FAILED").await;
     assert!(err.to_string().contains("no response for 300 ms"), "{err}");
     let err = assert_refused(&slot, &inc, silent("stall"), "BODY_INCOMPLETE").await;

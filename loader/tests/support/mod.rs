@@ -43,11 +43,17 @@ pub async fn digest_of(name: &str) -> Digest {
 }
 
 pub async fn by_url(name: &str) -> ModuleSource {
-    ModuleSource {
-        origin: Origin::Url(format!("{}/guests/{name}.wasm", server())),
-        sha256: digest_of(name).await,
-        listed_size: None,
-    }
+    at_path(&format!("/guests/{name}.wasm"), digest_of(name).await)
+}
+
+/// Whatever the fixture server answers at `path`, expected to hash to `sha256`.
+pub fn at_path(path: &str, sha256: Digest) -> ModuleSource {
+    ModuleSource { origin: Origin::Url(format!("{}{path}", server())), sha256, listed_size: None }
+}
+
+/// Bytes the app holds, expected to hash to `sha256`.
+pub fn from_bytes(bytes: &[u8], sha256: Digest) -> ModuleSource {
+    ModuleSource { origin: Origin::Bytes(js_sys::Uint8Array::from(bytes)), sha256, listed_size: None }
 }
 
 pub fn options(js: &str) -> LoadOptions {
