@@ -359,7 +359,7 @@ fn host_log(state: &Rc<RefCell<HostState>>, level: i32, ptr: u32, len: u32) {
     }
 }
 
-/// Fill `(ptr, len)` with random bytes, or throw (the guest traps): a guest that asked for
+/// Fill `(ptr, len)` with random bytes, or throw (the guest call fails): a guest that asked for
 /// randomness must never go on with bytes that are not random.
 fn host_random_fill(state: &Rc<RefCell<HostState>>, ptr: u32, len: u32) -> Result<(), &'static str> {
     let s = state.try_borrow().map_err(|_| "random_fill: re-entrant call")?;
