@@ -12,7 +12,7 @@ use crate::error::LoaderError;
 use crate::events::{Clock, Event, RollbackReason, StateSource, TransferKind};
 use crate::instance::{GuestInstance, PendingInstance};
 use crate::options::{ModuleSource, SwapOptions};
-use crate::precopy::{self, Capture, Converter, GiveUp, ROUNDS};
+use crate::precopy::{Capture, Converter, GiveUp, ROUNDS};
 use crate::probation::Standby;
 use crate::queue::next_task;
 use crate::rollback::Previous;
@@ -235,7 +235,7 @@ impl Slot {
         let converted =
             converter.convert(&running.compiled, image, length, incoming, schema, &self.give_up(options)).await?;
         options.check()?;
-        precopy::install(&instance, &converted).await?;
+        converter.install(&instance, converted).await?;
         let standby = (self.options.auto_rollback_calls > 0).then_some(Standby::Snapshot);
         let transfer = Transfer::Precopy { rounds_left: ROUNDS };
         let max_state = self.options.limits.max_state_bytes;
@@ -278,7 +278,7 @@ impl Slot {
         let converted = converter.apply(delta, prepared.schema, &self.give_up(options)).await?;
         options.check()?;
         progress.image_bytes = u64::from(converted.byte_length());
-        precopy::install(&prepared.incoming, &converted).await?;
+        converter.install(&prepared.incoming, converted).await?;
         Ok(prepared)
     }
 
