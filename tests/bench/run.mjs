@@ -35,6 +35,9 @@ try {
   for (const build of ['core', 'watch']) {
     size[build] = { wasm: await gz(`${build}/wasm_hotswap_bg.wasm`), js: await gz(`${build}/wasm_hotswap.js`) + await gz(`${build === 'core' ? 'index' : 'watch'}.js`) };
   }
+  // What keeping the hash and the inspection in Rust costs by itself (scripts/bench.sh builds it).
+  const floor = await Promise.all(['hotswap_size_floor_bg.wasm', 'hotswap_size_floor.js']
+    .map((f) => gz(`../../target/size-floor/${f}`))).catch(() => null);
   const f = (n, d = 2) => n.toFixed(d);
   const rows = [
     ...r.editor.map((e) => [`longest block, editor ${e.history} changes, ${e.step}: pre-copy (ms; heartbeat / longest task; baseline: copy in the pause)`,
@@ -48,6 +51,8 @@ try {
     ['loader SHA-256 (MB/s; baseline: WebCrypto)', f(r.hash.ours, 0), f(r.hash.webcrypto, 0), f(r.hash.ours / r.hash.webcrypto), ''],
     ...Object.entries(size).map(([build, s]) => [`loader size, gzip -9 (KB): '${build === 'core' ? 'wasm-hotswap' : 'wasm-hotswap/watch'}' (wasm + js; baseline: @extism/extism browser bundle)`,
       f((s.wasm + s.js) / 1024, 1), f(extism / 1024, 1), f((s.wasm + s.js) / extism), `${build === 'core' ? '<= 40' : '<= 60'} KB; wasm ${f(s.wasm / 1024, 1)} + js ${f(s.js / 1024, 1)}`]),
+    ...(floor ? [['  floor: only SHA-256 + inspector in Rust, nothing else (tests/bench/size-floor; KB gzip -9)',
+      f((floor[0] + floor[1]) / 1024, 1), f(extism / 1024, 1), f((floor[0] + floor[1]) / extism), `wasm ${f(floor[0] / 1024, 1)} + js ${f(floor[1] / 1024, 1)}`]] : []),
   ];
   const head = ['measure', 'value', 'baseline', 'ratio', 'target'];
   const widths = head.map((_, i) => Math.max(...[head, ...rows].map((row) => String(row[i]).length)));
@@ -59,7 +64,7 @@ try {
   console.log('\nlongest block: heartbeat = largest gap between two turns of the event loop; longest task = the longest main-thread task in a Chromium trace of the same steps run again without the heartbeat (and the Long Tasks API under it);'
     + '\nfloor = the heartbeat on this machine with only a busy worker, for as long as the pre-copy step took (a shared 2-core box preempts the page)');
   await mkdir(new URL('../artifacts/', import.meta.url), { recursive: true });
-  await writeFile(new URL('../artifacts/bench.json', import.meta.url), JSON.stringify({ ...r, size }, null, 2));
+  await writeFile(new URL('../artifacts/bench.json', import.meta.url), JSON.stringify({ ...r, size, floor }, null, 2));
   if (problems.length) console.log(`\npage problems: ${problems.join('; ')}`);
 } finally {
   await browser.close();
