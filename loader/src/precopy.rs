@@ -211,8 +211,8 @@ impl Converter {
     }
 
     /// Put `image`, a copy this worker made, into `instance` (see [`install`]), then hand it
-    /// back: the page would free it at its next collection, and the kernel's freeing of a
-    /// copy of hundreds of MiB blocked the page for 20-30 ms at 100,000 changes.
+    /// back: the page would free it at its next collection, and the kernel's unmapping of a
+    /// copy of the editor's memory at 100,000 changes blocked the page for 20-30 ms.
     pub(crate) async fn install(&self, instance: &GuestInstance, image: ArrayBuffer) -> Result<(), LoaderError> {
         let installed = install(instance, &image).await;
         let message = object(&[("op", "discard".into()), ("image", image.clone().into())]);
