@@ -215,10 +215,16 @@ impl Converter {
     /// copy of the editor's memory at 100,000 changes blocked the page for 20-30 ms.
     pub(crate) async fn install(&self, instance: &GuestInstance, image: ArrayBuffer) -> Result<(), LoaderError> {
         let installed = install(instance, &image).await;
+        self.discard(image);
+        installed
+    }
+
+    /// Hand `image`, a copy this worker made, back to it to be freed there (see
+    /// [`Converter::install`]); also when a swap is cancelled before installing it.
+    pub(crate) fn discard(&self, image: ArrayBuffer) {
         let message = object(&[("op", "discard".into()), ("image", image.clone().into())]);
         let transfer: Array = [JsValue::from(image)].into_iter().collect();
         let _ = self.worker.post_message_with_transfer(&message, &transfer);
-        installed
     }
 
     /// Let the worker drop its instance.

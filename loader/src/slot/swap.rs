@@ -234,7 +234,7 @@ impl Slot {
         let (image, length) = self.capture(running).await?;
         let converted =
             converter.convert(&running.compiled, image, length, incoming, schema, &self.give_up(options)).await?;
-        options.check()?;
+        let converted = unless_cancelled(options, converter, converted)?;
         converter.install(&instance, converted).await?;
         let standby = (self.options.auto_rollback_calls > 0).then_some(Standby::Snapshot);
         let transfer = Transfer::Precopy { rounds_left: ROUNDS };
@@ -276,7 +276,7 @@ impl Slot {
         options: &SwapOptions,
     ) -> Result<PreparedSwap, LoaderError> {
         let converted = converter.apply(delta, prepared.schema, &self.give_up(options)).await?;
-        options.check()?;
+        let converted = unless_cancelled(options, converter, converted)?;
         progress.image_bytes = u64::from(converted.byte_length());
         converter.install(&prepared.incoming, converted).await?;
         Ok(prepared)
@@ -403,5 +403,21 @@ impl Slot {
         }
         let pending = GuestInstance::start(&running.compiled, &self.options.app_imports, self.emitter.clone())?;
         Ok(Some((running.clone(), pending)))
+    }
+}
+
+/// `converted` unless the swap was cancelled while the worker made it; then the copy goes
+/// back to the worker to be freed there, as after an install (not on the page).
+fn unless_cancelled(
+    options: &SwapOptions,
+    converter: &Converter,
+    converted: ArrayBuffer,
+) -> Result<ArrayBuffer, LoaderError> {
+    match options.check() {
+        Ok(()) => Ok(converted),
+        Err(cancelled) => {
+            converter.discard(converted);
+            Err(cancelled)
+        }
     }
 }
