@@ -55,6 +55,17 @@ js_enum! {
 }
 
 js_enum! {
+    /// Which thread took a module's SHA-256.
+    pub(crate) enum HashedOn as "HashedOn" {
+        /// The loader's hashing worker: the page was not blocked while it hashed.
+        Worker = "worker",
+        /// The page's main thread: the worker was not up yet (a page's first load), cannot
+        /// run (no `Worker`, a Content-Security-Policy without `worker-src blob:`) or failed.
+        Page = "page",
+    }
+}
+
+js_enum! {
     /// How the state reached the new version.
     pub(crate) enum TransferKind as "TransferKind" {
         /// Saved, copied and loaded inside the pause (ABI 1.0).
@@ -102,6 +113,8 @@ js_union! {
         Verify "verify" {
             /// Milliseconds spent finishing and comparing the digest.
             duration_ms: f64 as "durationMs",
+            /// Which thread hashed the module.
+            hashed_on: HashedOn as "hashedOn",
         },
         /// The module's interface passed every check.
         Validate "validate" {

@@ -1,11 +1,11 @@
 //! Stage 1 (fetch, verify): read the module once, under a byte cap, inspecting and keeping
 //! it chunk by chunk as it arrives; compile it as it streams in if it is slow to arrive, in
 //! one call if it is all there at once. Its SHA-256 is taken once the last byte is in — by
-//! WebCrypto, off the main thread, while the compiler finishes — so that hashing adds
-//! nothing to the time a load takes and never blocks the page. (Pages without WebCrypto,
-//! outside a secure context, hash here with `sha2`, a slice per event-loop turn.) Compiling
-//! runs no guest code, and nothing is instantiated until the digest of exactly these bytes
-//! has matched.
+//! WebCrypto in a worker ([`crate::hasher`]), while the compiler finishes — so that hashing
+//! adds next to nothing to the time a load takes and does not block the page. (Pages that
+//! cannot run the worker hash with WebCrypto here; pages without WebCrypto, outside a secure
+//! context, with `sha2`, a slice per event-loop turn.) Compiling runs no guest code, and
+//! nothing is instantiated until the digest of exactly these bytes has matched.
 
 use std::cell::RefCell;
 use std::ops::ControlFlow;
@@ -19,7 +19,8 @@ use web_sys::{AbortSignal, ReadableStream, ReadableStreamDefaultController, Resp
 
 use crate::digest::{Digest, StreamingHash};
 use crate::error::{js_message, LoaderError};
-use crate::events::Clock;
+use crate::events::{Clock, HashedOn};
+use crate::hasher::Hasher;
 use crate::js::invalid;
 use crate::net::{self, ignore_rejection, ReadError};
 use crate::options::{ModuleSource, Origin};
@@ -43,6 +44,8 @@ pub(crate) struct Fetched {
     pub compile_ms: f64,
     /// Milliseconds spent finishing and comparing the digest.
     pub verify_ms: f64,
+    /// Which thread hashed it.
+    pub hashed_on: HashedOn,
 }
 
 /// Fetch, hash, inspect and compile `source`, refusing it unless its digest matches.
@@ -75,8 +78,9 @@ pub(crate) async fn fetch_verified(
         }
     };
     let fetch_ms = clock.elapsed();
-    let (whole, compiling, inspector) = download.finish(bytes);
-    let digest = digest_of(&whole).await;
+    let Arrived { whole, chunks, compiling, inspector } = download.finish(bytes);
+    let (digest, hashed_on) = digest_of(whole, &chunks, Hasher::ready().as_deref()).await;
+    drop(chunks);
     let verify_ms = clock.elapsed() - fetch_ms;
     if !source.sha256.matches(&digest) {
         return Err(LoaderError::HashMismatch { expected: source.sha256.to_hex(), actual: digest.to_hex() });
@@ -101,6 +105,7 @@ pub(crate) async fn fetch_verified(
         fetch_ms,
         compile_ms: clock.elapsed(),
         verify_ms,
+        hashed_on,
     })
 }
 
@@ -149,13 +154,8 @@ impl Download {
     }
 
     /// The whole body, its compilation under way, and the inspector.
-    fn finish(self, total: u64) -> (Uint8Array, Promise, Inspector) {
-        let whole = Uint8Array::new_with_length(total as u32);
-        let mut at = 0;
-        for chunk in &self.chunks {
-            whole.set(chunk, at);
-            at += chunk.length();
-        }
+    fn finish(self, total: u64) -> Arrived {
+        let whole = concat(&self.chunks, total);
         let compiling = match self.streaming {
             Some((feed, compiling)) => {
                 let _ = feed.close();
@@ -165,8 +165,29 @@ impl Download {
         };
         // When we bail out (a digest mismatch) nobody awaits it.
         ignore_rejection(&compiling);
-        (whole, compiling, self.inspector)
+        Arrived { whole, chunks: self.chunks, compiling, inspector: self.inspector }
     }
+}
+
+/// A body that has all arrived. The compiler has its own copy of the bytes (the JS API
+/// copies them when called), so `whole` is free to move to the hashing worker; `chunks` are
+/// kept until the digest is known, in case it cannot answer.
+struct Arrived {
+    whole: Uint8Array,
+    chunks: Vec<Uint8Array>,
+    compiling: Promise,
+    inspector: Inspector,
+}
+
+/// `chunks`, `total` bytes in all, in one array of their own.
+fn concat(chunks: &[Uint8Array], total: u64) -> Uint8Array {
+    let whole = Uint8Array::new_with_length(total as u32);
+    let mut at = 0;
+    for chunk in chunks {
+        whole.set(chunk, at);
+        at += chunk.length();
+    }
+    whole
 }
 
 /// `compileStreaming` fed from a stream we push to, starting with what has arrived so far.
@@ -209,14 +230,23 @@ fn inspect_chunk(inspector: &mut Inspector, chunk: &Uint8Array) {
 /// Bytes handed to the inspector at a time: a section header and whatever follows it.
 const PEEK: u32 = 4 << 10;
 
-/// SHA-256 of the body: by WebCrypto where the page has it (secure contexts), which runs
-/// off the main thread while the compiler finishes; else with `sha2` here, yielding between
-/// slices.
-async fn digest_of(whole: &Uint8Array) -> Digest {
-    match web_crypto_sha256(whole).await {
+/// SHA-256 of the body, while the compiler finishes: in the hashing worker where the page
+/// can run one ([`Hasher`]); else by WebCrypto here (secure contexts), which blocks the page
+/// while it hashes; else with `sha2` here, yielding between slices.
+async fn digest_of(whole: Uint8Array, chunks: &[Uint8Array], hasher: Option<&Hasher>) -> (Digest, HashedOn) {
+    let whole = match hasher {
+        Some(hasher) => match hasher.sha256(whole.clone()).await {
+            Some(digest) => return (digest, HashedOn::Worker),
+            // `whole` went to the worker: hash the chunks' bytes here instead.
+            None => concat(chunks, chunks.iter().map(|c| u64::from(c.length())).sum()),
+        },
+        None => whole,
+    };
+    let digest = match web_crypto_sha256(&whole).await {
         Some(digest) => digest,
-        None => sha2_in_slices(whole).await,
-    }
+        None => sha2_in_slices(&whole).await,
+    };
+    (digest, HashedOn::Page)
 }
 
 async fn web_crypto_sha256(bytes: &Uint8Array) -> Option<Digest> {

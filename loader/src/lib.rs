@@ -14,13 +14,14 @@
 //! ```
 //!
 //! The pipeline, one module per stage, each depending only on the stages before it and on
-//! the shared types: [`fetch`] (stage 1: stream, tee, compile, hash, inspect) →
+//! the shared types: [`fetch`] (stage 1: stream, compile, inspect; [`hasher`]: the hash,
+//! in a worker) →
 //! [`validate`] (2) → [`instance`] (3) → [`precopy`] (4a: ABI 1.1, the state converted off
 //! the main thread) → [`commit`] (4: the synchronous pause) → [`rollback`] (5). [`shim`] is the stable exports object, [`probation`] the first calls
 //! of a new version, [`slot`] the orchestration and [`api`] the JS facade. With the `watch`
 //! feature, [`watch`] adds a signed registry in front (trust → policy → watcher). Shared
 //! types: [`error`], [`js`] (the JS boundary and its TypeScript), [`events`], [`digest`],
-//! [`options`], [`version`], [`net`], [`queue`]. `docs/ARCHITECTURE.md` draws the graph;
+//! [`options`], [`version`], [`net`], [`queue`], [`worker`] (the loader's own workers). `docs/ARCHITECTURE.md` draws the graph;
 //! the guest ABI is the `hotswap-abi` crate and `docs/ABI.md`.
 //!
 //! The Rust API is the plain core the facade wraps: [`Slot`], [`ModuleSource`],
@@ -37,10 +38,12 @@ mod net;
 mod options;
 mod queue;
 mod version;
+mod worker;
 
 // The pipeline.
 mod commit;
 mod fetch;
+mod hasher;
 mod instance;
 mod precopy;
 mod probation;

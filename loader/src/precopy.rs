@@ -29,12 +29,13 @@ use std::rc::Rc;
 
 use js_sys::{Array, ArrayBuffer, Function, Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::{closure::Closure, JsCast, JsValue};
-use web_sys::{Blob, BlobPropertyBag, MessageEvent, Url, Worker};
+use web_sys::MessageEvent;
 
 use crate::error::{js_message, LoaderError};
 use crate::instance::GuestInstance;
 use crate::queue::{next_task, settle_within, GaveUp};
 use crate::version::CompiledVersion;
+use crate::worker::{message as object, BlobWorker};
 
 /// How many times the pause is tried before the last changes are applied inside it.
 pub(crate) const ROUNDS: u32 = 8;
@@ -114,8 +115,7 @@ onmessage = async ({ data }) => {
 
 /// The worker that converts state off the main thread, one request at a time.
 pub(crate) struct Converter {
-    worker: Worker,
-    url: String,
+    worker: BlobWorker,
     reply: Rc<RefCell<Option<Function>>>,
     _on_message: Closure<dyn FnMut(MessageEvent)>,
     /// Terminated after a request was given up (the guest code in it may never return): the
@@ -137,14 +137,7 @@ pub(crate) struct GiveUp<'a> {
 
 impl std::fmt::Debug for Converter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Converter").field("url", &self.url).finish_non_exhaustive()
-    }
-}
-
-impl Drop for Converter {
-    fn drop(&mut self) {
-        self.worker.terminate();
-        let _ = Url::revoke_object_url(&self.url);
+        f.debug_struct("Converter").field("worker", &self.worker).finish_non_exhaustive()
     }
 }
 
@@ -153,12 +146,7 @@ impl Converter {
     /// forbidding `blob:` workers).
     pub(crate) fn start(max_state: u64) -> Result<Self, LoaderError> {
         let internal = |e: JsValue| LoaderError::internal("starting the pre-copy worker", &e);
-        let options = BlobPropertyBag::new();
-        options.set_type("text/javascript");
-        let parts: Array = [JsValue::from_str(WORKER_SOURCE)].into_iter().collect();
-        let blob = Blob::new_with_str_sequence_and_options(&parts, &options).map_err(internal)?;
-        let url = Url::create_object_url_with_blob(&blob).map_err(internal)?;
-        let worker = Worker::new(&url).map_err(internal)?;
+        let worker = BlobWorker::start(WORKER_SOURCE).map_err(internal)?;
         let reply: Rc<RefCell<Option<Function>>> = Rc::default();
         let waiting = reply.clone();
         let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
@@ -166,8 +154,8 @@ impl Converter {
                 let _ = resolve.call1(&JsValue::UNDEFINED, &event.data());
             }
         });
-        worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-        Ok(Self { worker, url, reply, _on_message: on_message, stopped: std::cell::Cell::new(false), max_state })
+        worker.worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        Ok(Self { worker, reply, _on_message: on_message, stopped: std::cell::Cell::new(false), max_state })
     }
 
     /// Whether the worker was terminated after a request was given up.
@@ -224,12 +212,12 @@ impl Converter {
     pub(crate) fn discard(&self, image: ArrayBuffer) {
         let message = object(&[("op", "discard".into()), ("image", image.clone().into())]);
         let transfer: Array = [JsValue::from(image)].into_iter().collect();
-        let _ = self.worker.post_message_with_transfer(&message, &transfer);
+        let _ = self.worker.worker.post_message_with_transfer(&message, &transfer);
     }
 
     /// Let the worker drop its instance.
     pub(crate) fn reset(&self) {
-        let _ = self.worker.post_message(&object(&[("op", "reset".into())]));
+        let _ = self.worker.worker.post_message(&object(&[("op", "reset".into())]));
     }
 
     async fn request(
@@ -241,6 +229,7 @@ impl Converter {
         let reply = Promise::new(&mut |resolve, _| *self.reply.borrow_mut() = Some(resolve));
         let transfer: Array = transfer.iter().collect();
         self.worker
+            .worker
             .post_message_with_transfer(message, &transfer)
             .map_err(|e| LoaderError::internal("posting to the pre-copy worker", &e))?;
         let answer = match settle_within(reply, Some(give_up.after_ms), give_up.signal).await {
@@ -256,7 +245,7 @@ impl Converter {
 
     /// Stop the worker, whatever guest code it is running, and say why.
     fn give_up(&self, why: GaveUp, give_up: &GiveUp<'_>) -> LoaderError {
-        self.worker.terminate();
+        self.worker.worker.terminate();
         self.stopped.set(true);
         self.reply.borrow_mut().take();
         match why {
@@ -389,12 +378,4 @@ async fn touched(size: u32) -> Result<ArrayBuffer, LoaderError> {
 
 fn internal(e: &JsValue) -> LoaderError {
     LoaderError::internal("pre-copy", e)
-}
-
-fn object(fields: &[(&str, JsValue)]) -> Object {
-    let object = Object::new();
-    for (key, value) in fields {
-        let _ = Reflect::set(&object, &(*key).into(), value);
-    }
-    object
 }

@@ -167,6 +167,65 @@ async fn a_flipped_byte_is_refused_before_any_guest_code_runs() {
     assert_refused(&slot, &inc, source, "HASH_MISMATCH").await;
 }
 
+/// Counts the calls to the page's own `crypto.subtle.digest` until dropped.
+struct PageDigestSpy(JsValue);
+
+impl PageDigestSpy {
+    fn install() -> Self {
+        Self(
+            js_sys::eval(
+                "(() => { const subtle = crypto.subtle, original = subtle.digest; \
+                 const spy = { calls: 0, restore() { delete subtle.digest; } }; \
+                 subtle.digest = function (...args) { spy.calls++; return original.apply(this, args); }; \
+                 return spy; })()",
+            )
+            .unwrap(),
+        )
+    }
+
+    fn calls(&self) -> f64 {
+        Reflect::get(&self.0, &"calls".into()).unwrap().as_f64().unwrap()
+    }
+}
+
+impl Drop for PageDigestSpy {
+    fn drop(&mut self) {
+        let restore: Function = Reflect::get(&self.0, &"restore".into()).unwrap().unchecked_into();
+        restore.call0(&self.0).unwrap();
+    }
+}
+
+#[wasm_bindgen_test]
+async fn once_a_version_runs_modules_are_hashed_in_a_worker_not_on_the_page_and_a_wrong_digest_is_still_refused() {
+    // Without the cache every swap downloads and hashes.
+    let (slot, inc) = running_v1(r#"{"limits":{"cachedModules":0}}"#).await;
+    let events = Events::on(&slot);
+    let hashed_on = |events: &Events| field(&events.last("verify").unwrap(), "hashedOn");
+    // The hashing worker starts once a first version runs: swap until it is up.
+    let mut tries = 0;
+    loop {
+        slot.swap(by_url(if tries % 2 == 0 { "counter-v2" } else { "counter-v1" }).await).await.unwrap();
+        if hashed_on(&events) == "worker" {
+            break;
+        }
+        assert_eq!(hashed_on(&events), "page");
+        tries += 1;
+        assert!(tries < 40, "the hashing worker never came up");
+        sleep_ms(50).await;
+    }
+    let spy = PageDigestSpy::install();
+    let next = if tries % 2 == 0 { "counter-v1" } else { "counter-v2" };
+    let info = slot.swap(by_url(next).await).await.unwrap();
+    assert_eq!(info.sha256, digest_of(next).await.to_hex());
+    assert_eq!(hashed_on(&events), "worker");
+    let other = if next == "counter-v1" { "counter-v2" } else { "counter-v1" };
+    let wrong = at_path(&format!("/guests/{other}.wasm"), digest_of(next).await);
+    let err = assert_refused(&slot, &inc, wrong, "HASH_MISMATCH").await;
+    let LoaderError::HashMismatch { actual, .. } = err else { unreachable!() };
+    assert_eq!(actual, digest_of(other).await.to_hex());
+    assert_eq!(spy.calls(), 0.0, "the page hashed a module itself");
+}
+
 #[wasm_bindgen_test]
 async fn sections_declaring_4_gib_in_14_bytes_are_refused_by_digest_and_the_slot_swaps_on() {
     let (slot, inc) = running_v1("{}").await;

@@ -19,6 +19,7 @@ use crate::commit::Snapshot;
 use crate::error::LoaderError;
 use crate::events::{Clock, Emitter, ErrorValue, Event};
 use crate::fetch::fetch_verified;
+use crate::hasher::Hasher;
 use crate::instance::GuestInstance;
 use crate::js::ToJs;
 use crate::options::{LoadOptions, ModuleSource};
@@ -144,8 +145,9 @@ impl Slot {
         let _turn = self.queue.enter().await;
         self.trying(Some(source.sha256.to_hex()), None);
         let result = self.load_now(source).await;
-        if let Err(e) = &result {
-            self.emit_error(e);
+        match &result {
+            Ok(_) => Hasher::start_in_background(),
+            Err(e) => self.emit_error(e),
         }
         self.trying.take();
         result
@@ -249,7 +251,7 @@ impl Slot {
         let bytes = fetched.bytes;
         self.emit(&Event::Fetch { duration_ms: fetched.fetch_ms, bytes, cached: false });
         self.emit(&Event::Compile { duration_ms: fetched.compile_ms });
-        self.emit(&Event::Verify { duration_ms: fetched.verify_ms });
+        self.emit(&Event::Verify { duration_ms: fetched.verify_ms, hashed_on: fetched.hashed_on });
         let clock = Clock::start();
         self.trying(None, Some(fetched.interface.metadata.version.to_string()));
         let compiled = validate(fetched, &self.options)?;

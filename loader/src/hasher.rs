@@ -1,0 +1,176 @@
+//! Stage 1 (verify): SHA-256 of a module's bytes in a worker, by WebCrypto there.
+//!
+//! `crypto.subtle.digest` hashes on the thread that calls it: in Chromium a 2 MB module
+//! blocked the page for ~4.5 ms (~70 ms at the 32 MiB default cap) while the compiler
+//! worked on other threads. The page hands the bytes over instead — a transfer, no copy —
+//! and keeps the 32 bytes that come back; a load or swap takes as long as before. One worker per page, started
+//! once a first version runs and kept for the downloads after it. Until it is up, where it
+//! cannot run, or when it does not answer, the caller hashes on the page.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use js_sys::{Array, ArrayBuffer, Function, Promise, Reflect, Uint8Array};
+use wasm_bindgen::{closure::Closure, JsCast, JsValue};
+use web_sys::MessageEvent;
+
+use crate::digest::Digest;
+use crate::queue::{global_fn, settle_within};
+use crate::worker::{message, BlobWorker};
+
+/// The worker's code: a digest per request, or `null` when WebCrypto refuses.
+const WORKER_SOURCE: &str = r#"
+onmessage = async ({ data: { id, bytes } }) => {
+  let digest = null;
+  try { digest = await crypto.subtle.digest("SHA-256", bytes); } catch (e) {}
+  postMessage({ id, digest });
+};
+"#;
+
+/// Longest wait for a digest before the page hashes the bytes itself (and stops using the
+/// worker): WebCrypto hashes hundreds of MB/s even on a phone.
+const DEADLINE_MS: f64 = 5_000.0;
+
+/// The page's hashing worker.
+pub(crate) struct Hasher {
+    worker: BlobWorker,
+    waiting: Rc<RefCell<HashMap<u32, Function>>>,
+    next_id: Cell<u32>,
+    broken: Rc<Cell<bool>>,
+    /// It answered its first message: its start-up is over.
+    ready: Rc<Cell<bool>>,
+    _on_message: Closure<dyn FnMut(MessageEvent)>,
+    _on_error: Closure<dyn FnMut(JsValue)>,
+}
+
+impl std::fmt::Debug for Hasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hasher").field("worker", &self.worker).finish_non_exhaustive()
+    }
+}
+
+/// The page's hasher, once it was looked for.
+enum Shared {
+    NotStarted,
+    Running(Rc<Hasher>),
+    /// No worker here, or it failed once: the page hashes.
+    Unavailable,
+}
+
+thread_local! {
+    static SHARED: RefCell<Shared> = const { RefCell::new(Shared::NotStarted) };
+}
+
+impl Hasher {
+    /// The page's hasher, if it is up; see [`Hasher::start_in_background`]. `None` where
+    /// there is no `Worker` (Node), no WebCrypto (outside a secure context), or the worker
+    /// failed before.
+    pub(crate) fn ready() -> Option<Rc<Hasher>> {
+        SHARED.with(|shared| {
+            let mut shared = shared.borrow_mut();
+            match &*shared {
+                Shared::Running(hasher) if hasher.broken.get() => *shared = Shared::Unavailable,
+                Shared::Running(hasher) => return hasher.ready.get().then(|| hasher.clone()),
+                Shared::NotStarted | Shared::Unavailable => {}
+            }
+            None
+        })
+    }
+
+    /// Start the page's hasher for the downloads to come, unless it was started before.
+    /// Called once a first version runs: a worker starting while a page's first module
+    /// downloads and compiles slowed that load by 6-15 ms on a 2-core machine, and a page's
+    /// first load is not when its user is typing.
+    pub(crate) fn start_in_background() {
+        SHARED.with(|shared| {
+            let mut shared = shared.borrow_mut();
+            if matches!(*shared, Shared::NotStarted) {
+                let available = global_fn("Worker").is_some() && has_web_crypto();
+                *shared = match available.then(Hasher::spawn).flatten() {
+                    Some(hasher) => Shared::Running(Rc::new(hasher)),
+                    None => Shared::Unavailable,
+                };
+            }
+        });
+    }
+
+    fn spawn() -> Option<Self> {
+        let worker = BlobWorker::start(WORKER_SOURCE).ok()?;
+        let waiting: Rc<RefCell<HashMap<u32, Function>>> = Rc::default();
+        let broken = Rc::new(Cell::new(false));
+        let ready = Rc::new(Cell::new(false));
+        let (for_message, ready_on_message) = (waiting.clone(), ready.clone());
+        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+            ready_on_message.set(true);
+            let data = event.data();
+            let id = Reflect::get(&data, &"id".into()).ok().and_then(|v| v.as_f64());
+            let resolve = id.and_then(|id| for_message.borrow_mut().remove(&(id as u32)));
+            if let Some(resolve) = resolve {
+                let digest = Reflect::get(&data, &"digest".into()).unwrap_or(JsValue::NULL);
+                let _ = resolve.call1(&JsValue::UNDEFINED, &digest);
+            }
+        });
+        // The script did not load (a Content-Security-Policy that forbids `blob:` workers
+        // reports it here) or threw: every request waiting falls back, and so do later ones.
+        let (for_error, broken_by_error) = (waiting.clone(), broken.clone());
+        let on_error = Closure::<dyn FnMut(JsValue)>::new(move |_event: JsValue| {
+            broken_by_error.set(true);
+            for (_, resolve) in for_error.borrow_mut().drain() {
+                let _ = resolve.call1(&JsValue::UNDEFINED, &JsValue::NULL);
+            }
+        });
+        worker.worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        worker.worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+        // Id 0, answered with a digest of nothing once the worker runs.
+        let ping = message(&[("id", 0.into()), ("bytes", Uint8Array::new_with_length(0).into())]);
+        worker.worker.post_message(&ping).ok()?;
+        Some(Self {
+            worker,
+            waiting,
+            next_id: Cell::new(0),
+            broken,
+            ready,
+            _on_message: on_message,
+            _on_error: on_error,
+        })
+    }
+
+    /// SHA-256 of `bytes`, whose buffer moves to the worker (it is detached here, and must
+    /// be the whole of its buffer). `None` if the worker could not answer: the caller then
+    /// hashes another copy of the bytes on the page.
+    pub(crate) async fn sha256(&self, bytes: Uint8Array) -> Option<Digest> {
+        let id = self.next_id.get().wrapping_add(1).max(1);
+        self.next_id.set(id);
+        let answer = Promise::new(&mut |resolve, _| {
+            self.waiting.borrow_mut().insert(id, resolve);
+        });
+        let request = message(&[("id", id.into()), ("bytes", bytes.clone().into())]);
+        let transfer: Array = [JsValue::from(bytes.buffer())].into_iter().collect();
+        if self.worker.worker.post_message_with_transfer(&request, &transfer).is_err() {
+            self.waiting.borrow_mut().remove(&id);
+            return None;
+        }
+        let digest = match settle_within(answer, Some(DEADLINE_MS), None).await {
+            Ok(Ok(digest)) => digest,
+            _ => {
+                self.waiting.borrow_mut().remove(&id);
+                self.broken.set(true);
+                return None;
+            }
+        };
+        let digest = Uint8Array::new(&digest.dyn_into::<ArrayBuffer>().ok()?.into());
+        let mut out = [0u8; 32];
+        (digest.length() == 32).then(|| digest.copy_to(&mut out))?;
+        Some(Digest(out))
+    }
+}
+
+/// Whether the page has `crypto.subtle` (secure contexts only): a worker it starts has it too.
+pub(crate) fn has_web_crypto() -> bool {
+    Reflect::get(&js_sys::global(), &"crypto".into())
+        .ok()
+        .filter(|c| c.is_object())
+        .and_then(|c| Reflect::get(&c, &"subtle".into()).ok())
+        .is_some_and(|s| s.is_object())
+}
