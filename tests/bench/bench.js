@@ -2,6 +2,7 @@
 // against a baseline measured in this same run (shared machines are noisy).
 import init, { HotSwap, sha256 } from '/pkg/index.js';
 import { editor } from './editor.js';
+import { large } from './large.js';
 import { memory } from './memory.js';
 import { peer } from './peer.js';
 import { index, source, hostImports, median } from './common.js';
@@ -63,6 +64,7 @@ async function hashSpeed(runs) {
 await init();
 window.__bench = {
   editor,
+  large,
   memory,
   peer,
   rest: async () => {

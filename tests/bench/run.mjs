@@ -20,6 +20,7 @@ try {
   await page.waitForFunction(() => window.__bench !== undefined, null, { timeout: 60_000 });
   const r = {};
   r.editor = await editorSwaps(page);
+  r.large = await largeSwaps(page);
   Object.assign(r, await page.evaluate(() => window.__bench.rest()));
   r.peer = await page.evaluate((n) => window.__bench.peer.run(n), RUNS);
   // Loopback delivers the whole module at once, leaving the hash nothing to overlap: the
@@ -43,6 +44,8 @@ try {
     ...r.editor.map((e) => [`longest block, editor ${e.history} changes, ${e.step}: pre-copy (ms; heartbeat / longest task; baseline: copy in the pause)`,
       `${f(e.precopy.longest, 1)} / ${f(e.precopy.longestTask, 1)}`, `${f(e.copy.longest, 1)} / ${f(e.copy.longestTask, 1)}`,
       f(e.precopy.longest / e.copy.longest), `<= 16 (floor ${f(e.floor, 1)}); text ${e.precopy.intact && e.copy.intact ? 'intact' : 'CHANGED'}`]),
+    ...r.large.map((l) => [`longest main-thread task, swap to a ${l.mb} MB module arriving at once (ms, traced, median of ${l.runs}; baseline: fetch + compileStreaming + instantiate)`,
+      f(l.swap, 1), f(l.bare, 1), f(l.swap / l.bare), `hashed on: ${l.hashedOn}`]),
     ...peerRows(r.peer, 'loopback'),
     ...peerRows(r.peerThrottled, '100 Mbit/s'),
     ...Object.entries(r.pause).map(([label, ms]) => [`commit pause, ${label} state, minus guest save/load (ms)`, f(ms, 3), '', '', label === '1 MiB' ? '<= 0.2 ms' : '']),
@@ -69,6 +72,26 @@ try {
 } finally {
   await browser.close();
   server.close();
+}
+
+/** The longest main-thread task of a swap to a large module, and of the bare path, traced. */
+async function largeSwaps(page, runs = 5) {
+  const hashedOn = await page.evaluate(() => window.__bench.large.open());
+  const out = [];
+  for (const mb of [2, 16]) {
+    const times = { swap: [], bare: [] };
+    for (let i = 0; i < runs; i++) {
+      for (const way of ['swap', 'bare']) {
+        await page.evaluate((m) => window.__bench.large.prepare(m), mb);
+        const { longestTask } = await longestTaskDuring(browser, page, () => page.evaluate((w) => window.__bench.large[w](), way));
+        times[way].push(longestTask);
+      }
+    }
+    const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+    out.push({ mb, runs, hashedOn, swap: median(times.swap), bare: median(times.bare) });
+  }
+  await page.evaluate(() => window.__bench.large.close());
+  return out;
 }
 
 /** Each editor step at each document size, with and without pre-copy, under the heartbeat and a trace. */
