@@ -8,7 +8,6 @@
 //! cannot run, or when it does not answer, the caller hashes on the page.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::rc::Rc;
 
 use js_sys::{Array, ArrayBuffer, Function, Promise, Reflect, Uint8Array};
@@ -35,7 +34,8 @@ const DEADLINE_MS: f64 = 5_000.0;
 /// The page's hashing worker.
 pub(crate) struct Hasher {
     worker: BlobWorker,
-    waiting: Rc<RefCell<HashMap<u32, Function>>>,
+    /// Requests not answered yet: few at a time (one per slot swapping).
+    waiting: Rc<RefCell<Vec<(u32, Function)>>>,
     next_id: Cell<u32>,
     broken: Rc<Cell<bool>>,
     /// It answered its first message: its start-up is over.
@@ -97,7 +97,7 @@ impl Hasher {
 
     fn spawn() -> Option<Self> {
         let worker = BlobWorker::start(WORKER_SOURCE).ok()?;
-        let waiting: Rc<RefCell<HashMap<u32, Function>>> = Rc::default();
+        let waiting: Rc<RefCell<Vec<(u32, Function)>>> = Rc::default();
         let broken = Rc::new(Cell::new(false));
         let ready = Rc::new(Cell::new(false));
         let (for_message, ready_on_message) = (waiting.clone(), ready.clone());
@@ -105,7 +105,7 @@ impl Hasher {
             ready_on_message.set(true);
             let data = event.data();
             let id = Reflect::get(&data, &"id".into()).ok().and_then(|v| v.as_f64());
-            let resolve = id.and_then(|id| for_message.borrow_mut().remove(&(id as u32)));
+            let resolve = id.and_then(|id| take_waiting(&for_message, id as u32));
             if let Some(resolve) = resolve {
                 let digest = Reflect::get(&data, &"digest".into()).unwrap_or(JsValue::NULL);
                 let _ = resolve.call1(&JsValue::UNDEFINED, &digest);
@@ -116,7 +116,7 @@ impl Hasher {
         let (for_error, broken_by_error) = (waiting.clone(), broken.clone());
         let on_error = Closure::<dyn FnMut(JsValue)>::new(move |_event: JsValue| {
             broken_by_error.set(true);
-            for (_, resolve) in for_error.borrow_mut().drain() {
+            for (_, resolve) in for_error.borrow_mut().drain(..) {
                 let _ = resolve.call1(&JsValue::UNDEFINED, &JsValue::NULL);
             }
         });
@@ -143,18 +143,18 @@ impl Hasher {
         let id = self.next_id.get().wrapping_add(1).max(1);
         self.next_id.set(id);
         let answer = Promise::new(&mut |resolve, _| {
-            self.waiting.borrow_mut().insert(id, resolve);
+            self.waiting.borrow_mut().push((id, resolve));
         });
         let request = message(&[("id", id.into()), ("bytes", bytes.clone().into())]);
         let transfer: Array = [JsValue::from(bytes.buffer())].into_iter().collect();
         if self.worker.worker.post_message_with_transfer(&request, &transfer).is_err() {
-            self.waiting.borrow_mut().remove(&id);
+            take_waiting(&self.waiting, id);
             return None;
         }
         let digest = match settle_within(answer, Some(DEADLINE_MS), None).await {
             Ok(Ok(digest)) => digest,
             _ => {
-                self.waiting.borrow_mut().remove(&id);
+                take_waiting(&self.waiting, id);
                 self.broken.set(true);
                 return None;
             }
@@ -164,6 +164,13 @@ impl Hasher {
         (digest.length() == 32).then(|| digest.copy_to(&mut out))?;
         Some(Digest(out))
     }
+}
+
+/// The resolver of request `id`, no longer waiting.
+fn take_waiting(waiting: &RefCell<Vec<(u32, Function)>>, id: u32) -> Option<Function> {
+    let mut waiting = waiting.borrow_mut();
+    let at = waiting.iter().position(|(waiting_id, _)| *waiting_id == id)?;
+    Some(waiting.swap_remove(at).1)
 }
 
 /// Whether the page has `crypto.subtle` (secure contexts only): a worker it starts has it too.
