@@ -18,7 +18,9 @@ const ORDER: &[&str] = &[
     "options",
     "version",
     "cache",
+    "worker",
     // The pipeline, in stage order, with the stable exports object and probation.
+    "hasher",
     "fetch",
     "validate",
     "instance",
