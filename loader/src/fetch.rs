@@ -1,6 +1,6 @@
 //! Stage 1 (fetch, verify): read the module once, under a byte cap, inspecting and keeping
 //! it chunk by chunk as it arrives; compile it as it streams in if it is slow to arrive, in
-//! one call if it is all there at once. Its SHA-256 is taken once the last byte is in — by
+//! one call once complete if it arrives at once or fast. Its SHA-256 is taken once the last byte is in — by
 //! WebCrypto in a worker ([`crate::hasher`]), while the compiler finishes — so that hashing
 //! adds next to nothing to the time a load takes and does not block the page. (Pages that
 //! cannot run the worker hash with WebCrypto here; pages without WebCrypto, outside a secure
@@ -12,8 +12,8 @@ use std::ops::ControlFlow;
 use std::rc::Rc;
 
 use hotswap_inspect::{InspectError, Inspector, ModuleInterface};
-use js_sys::{ArrayBuffer, Object, Promise, Reflect, Uint8Array, WebAssembly};
-use wasm_bindgen::{closure::Closure, JsCast};
+use js_sys::{Array, ArrayBuffer, Object, Promise, Reflect, Uint8Array, WebAssembly};
+use wasm_bindgen::{closure::Closure, JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortSignal, ReadableStream, ReadableStreamDefaultController, Response, ResponseInit};
 
@@ -24,7 +24,7 @@ use crate::hasher::Hasher;
 use crate::js::invalid;
 use crate::net::{self, ignore_rejection, ReadError};
 use crate::options::{ModuleSource, Origin};
-use crate::queue::next_task;
+use crate::queue::{global_fn, next_task};
 
 /// A module whose bytes matched the expected digest, compiled but never run, with the
 /// interface read from the same bytes.
@@ -78,8 +78,8 @@ pub(crate) async fn fetch_verified(
         }
     };
     let fetch_ms = clock.elapsed();
-    let Arrived { whole, chunks, compiling, inspector } = download.finish(bytes).await;
-    let (digest, hashed_on) = digest_of(whole, &chunks, Hasher::ready().as_deref()).await;
+    let Arrived { whole, chunks, compiling, inspector } = download.finish(bytes).await?;
+    let (digest, hashed_on) = digest_of(whole, &chunks, Hasher::ready().as_deref(), signal).await?;
     drop(chunks);
     let verify_ms = clock.elapsed() - fetch_ms;
     if !source.sha256.matches(&digest) {
@@ -170,23 +170,23 @@ impl Download {
     /// The whole body, its compilation under way, and the inspector. Each step that grows
     /// with the module runs in tasks of its own: closing the compiler's stream (it decodes
     /// what is left, on this thread), and the copy into one array, a slice per task.
-    async fn finish(self, total: u64) -> Arrived {
+    async fn finish(self, total: u64) -> Result<Arrived, LoaderError> {
         let Download { chunks, streaming, inspector, .. } = self;
         let (whole, compiling) = match streaming {
             Some((feed, compiling)) => {
                 let _ = feed.close();
                 next_task().await;
-                (concat(&chunks, total).await, compiling)
+                (concat(&chunks, total).await?, compiling)
             }
             None => {
-                let whole = concat(&chunks, total).await;
+                let whole = concat(&chunks, total).await?;
                 let compiling = WebAssembly::compile(&whole);
                 (whole, compiling)
             }
         };
         // When we bail out (a digest mismatch) nobody awaits it.
         ignore_rejection(&compiling);
-        Arrived { whole, chunks, compiling, inspector }
+        Ok(Arrived { whole, chunks, compiling, inspector })
     }
 }
 
@@ -202,8 +202,12 @@ struct Arrived {
 
 /// `chunks`, `total` bytes in all, in one array of their own: copied [`CONCAT_SLICE`] bytes
 /// per event-loop turn (~3 ms into fresh pages).
-async fn concat(chunks: &[Uint8Array], total: u64) -> Uint8Array {
-    let whole = Uint8Array::new_with_length(total as u32);
+async fn concat(chunks: &[Uint8Array], total: u64) -> Result<Uint8Array, LoaderError> {
+    // Through Reflect: a page out of memory throws a RangeError, which must become an error.
+    let out_of_memory = |e: &JsValue| LoaderError::internal("allocating an array for the module (out of memory?)", e);
+    let constructor = global_fn("Uint8Array").ok_or_else(|| out_of_memory(&JsValue::UNDEFINED))?;
+    let length: Array = [JsValue::from_f64(total as f64)].into_iter().collect();
+    let whole: Uint8Array = Reflect::construct(&constructor, &length).map_err(|e| out_of_memory(&e))?.unchecked_into();
     let (mut at, mut since_turn) = (0, 0);
     for chunk in chunks {
         let mut from = 0;
@@ -219,7 +223,7 @@ async fn concat(chunks: &[Uint8Array], total: u64) -> Uint8Array {
             from = end;
         }
     }
-    whole
+    Ok(whole)
 }
 
 /// Bytes copied per event-loop turn when a body is put in one array.
@@ -268,12 +272,17 @@ const PEEK: u32 = 4 << 10;
 /// SHA-256 of the body, while the compiler finishes: in the hashing worker where the page
 /// can run one ([`Hasher`]); else by WebCrypto here (secure contexts), which blocks the page
 /// while it hashes; else with `sha2` here, yielding between slices.
-async fn digest_of(whole: Uint8Array, chunks: &[Uint8Array], hasher: Option<&Hasher>) -> (Digest, HashedOn) {
+async fn digest_of(
+    whole: Uint8Array,
+    chunks: &[Uint8Array],
+    hasher: Option<&Hasher>,
+    signal: Option<&AbortSignal>,
+) -> Result<(Digest, HashedOn), LoaderError> {
     let whole = match hasher {
-        Some(hasher) => match hasher.sha256(whole.clone()).await {
-            Some(digest) => return (digest, HashedOn::Worker),
+        Some(hasher) => match hasher.sha256(whole.clone(), signal).await? {
+            Some(digest) => return Ok((digest, HashedOn::Worker)),
             // `whole` went to the worker: hash the chunks' bytes here instead.
-            None => concat(chunks, chunks.iter().map(|c| u64::from(c.length())).sum()).await,
+            None => concat(chunks, chunks.iter().map(|c| u64::from(c.length())).sum()).await?,
         },
         None => whole,
     };
@@ -281,7 +290,7 @@ async fn digest_of(whole: Uint8Array, chunks: &[Uint8Array], hasher: Option<&Has
         Some(digest) => digest,
         None => sha2_in_slices(&whole).await,
     };
-    (digest, HashedOn::Page)
+    Ok((digest, HashedOn::Page))
 }
 
 async fn web_crypto_sha256(bytes: &Uint8Array) -> Option<Digest> {

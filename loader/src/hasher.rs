@@ -15,7 +15,8 @@ use wasm_bindgen::{closure::Closure, JsCast, JsValue};
 use web_sys::MessageEvent;
 
 use crate::digest::Digest;
-use crate::queue::{global_fn, settle_within};
+use crate::error::{js_message, LoaderError};
+use crate::queue::{global_fn, settle_within, GaveUp};
 use crate::worker::{message, BlobWorker};
 
 /// The worker's code: a digest per request, or `null` when WebCrypto refuses.
@@ -27,8 +28,8 @@ onmessage = async ({ data: { id, bytes } }) => {
 };
 "#;
 
-/// Longest wait for a digest before the page hashes the bytes itself (and stops using the
-/// worker): WebCrypto hashes hundreds of MB/s even on a phone.
+/// Longest wait for a digest, plus 1 ms per 10 KB, before the page hashes the bytes itself
+/// (and stops using the worker).
 const DEADLINE_MS: f64 = 5_000.0;
 
 /// The page's hashing worker.
@@ -137,33 +138,49 @@ impl Hasher {
     }
 
     /// SHA-256 of `bytes`, whose buffer moves to the worker (it is detached here, and must
-    /// be the whole of its buffer). `None` if the worker could not answer: the caller then
-    /// hashes another copy of the bytes on the page.
-    pub(crate) async fn sha256(&self, bytes: Uint8Array) -> Option<Digest> {
+    /// be the whole of its buffer). `Ok(None)` if the worker could not answer (it is not
+    /// asked again): the caller then hashes another copy of the bytes on the page. `signal`
+    /// (a swap's) stops the wait.
+    pub(crate) async fn sha256(
+        &self,
+        bytes: Uint8Array,
+        signal: Option<&web_sys::AbortSignal>,
+    ) -> Result<Option<Digest>, LoaderError> {
         let id = self.next_id.get().wrapping_add(1).max(1);
         self.next_id.set(id);
         let answer = Promise::new(&mut |resolve, _| {
             self.waiting.borrow_mut().push((id, resolve));
         });
+        // WebCrypto hashes hundreds of MB/s even on a phone: far more time than that is a
+        // worker that will not answer.
+        let deadline_ms = DEADLINE_MS + f64::from(bytes.length()) / 10_000.0;
         let request = message(&[("id", id.into()), ("bytes", bytes.clone().into())]);
         let transfer: Array = [JsValue::from(bytes.buffer())].into_iter().collect();
         if self.worker.worker.post_message_with_transfer(&request, &transfer).is_err() {
             take_waiting(&self.waiting, id);
-            return None;
+            return Ok(None);
         }
-        let digest = match settle_within(answer, Some(DEADLINE_MS), None).await {
-            Ok(Ok(digest)) => digest,
-            _ => {
-                take_waiting(&self.waiting, id);
-                self.broken.set(true);
-                return None;
-            }
+        let answer = settle_within(answer, Some(deadline_ms), signal).await;
+        if answer.is_err() {
+            take_waiting(&self.waiting, id);
+        }
+        let digest = match answer {
+            Ok(Ok(digest)) => digest_bytes(&digest),
+            Err(GaveUp::Aborted(reason)) => return Err(LoaderError::Aborted { reason: js_message(&reason) }),
+            Ok(Err(_)) | Err(GaveUp::Expired) => None,
         };
-        let digest = Uint8Array::new(&digest.dyn_into::<ArrayBuffer>().ok()?.into());
-        let mut out = [0u8; 32];
-        (digest.length() == 32).then(|| digest.copy_to(&mut out))?;
-        Some(Digest(out))
+        // No answer, or WebCrypto refused there: the page hashes from now on.
+        self.broken.set(self.broken.get() || digest.is_none());
+        Ok(digest)
     }
+}
+
+/// The 32 bytes of a digest the worker sent, if that is what it sent.
+fn digest_bytes(answer: &JsValue) -> Option<Digest> {
+    let digest = Uint8Array::new(&answer.clone().dyn_into::<ArrayBuffer>().ok()?.into());
+    let mut out = [0u8; 32];
+    (digest.length() == 32).then(|| digest.copy_to(&mut out))?;
+    Some(Digest(out))
 }
 
 /// The resolver of request `id`, no longer waiting.

@@ -34,6 +34,9 @@ impl BlobWorker {
 
 impl Drop for BlobWorker {
     fn drop(&mut self) {
+        // Its owner's handlers are freed next: no event may reach them after this.
+        self.worker.set_onmessage(None);
+        self.worker.set_onerror(None);
         self.worker.terminate();
         let _ = Url::revoke_object_url(&self.url);
     }

@@ -58,6 +58,9 @@ impl Slot {
                 }
                 Err(rule) => Err(LoaderError::from_rule(rule)),
             };
+            if carried.is_err() {
+                self.release_converted();
+            }
             match carried {
                 Ok(Some(info)) => return Ok(info),
                 Ok(None) => {

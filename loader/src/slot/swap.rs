@@ -81,6 +81,7 @@ impl Slot {
         // is ABORTED, and a swap that fails at all fails before its pause.
         let result = result.map_err(|e| options.check().err().unwrap_or(e));
         if let Err(e) = &result {
+            self.release_converted();
             self.emit_error(e);
         }
         self.trying.take();
@@ -192,6 +193,16 @@ impl Slot {
         let max_state = self.options.limits.max_state_bytes;
         let started = converter.get_or_insert_with(|| Converter::start(max_state).map(Rc::new).map_err(drop));
         started.as_ref().ok().cloned()
+    }
+
+    /// A pre-copy that did not commit: the worker drops the guest it converted (a whole
+    /// instance and its memory) now rather than at the next swap.
+    pub(super) fn release_converted(&self) {
+        if let Some(Ok(converter)) = &*self.converter.borrow() {
+            if !converter.is_stopped() {
+                converter.reset();
+            }
+        }
     }
 
     /// ABI 1.0: the new instance, the standby, shims for new exports, room for the state.
