@@ -42,6 +42,7 @@ const TS_TYPES: &'static str = const_format::concatcp!(
     crate::events::RollbackReason::TS_DECL,
     crate::events::StateSource::TS_DECL,
     crate::events::TransferKind::TS_DECL,
+    crate::events::HashedOn::TS_DECL,
     crate::events::Event::TS_DECL,
     EVENT_UNION,
     crate::options::SwapOptions::TS_DECL,
