@@ -86,3 +86,53 @@ test('a download stopped at the byte cap rejects with MODULE_TOO_LARGE and leave
   });
   assert.deepEqual(result, { code: 'MODULE_TOO_LARGE', unhandled: [] });
 });
+
+test('under a CSP that forbids workers, loads and swaps still work: the page hashes, the state travels by copy, nothing is lost', async () => {
+  const problems = [];
+  const page = await watchedPage(browser, problems);
+  // The counter page as a strict app would serve it: no workers at all (README: pre-copy and
+  // the hashing worker need `worker-src blob:`, and fall back without it).
+  await page.route(`${url}/counter/`, async (route) => {
+    const response = await route.fetch();
+    await route.fulfill({ response, headers: { ...response.headers(), 'content-security-policy': "worker-src 'none'" } });
+  });
+  await page.goto(`${url}/counter/`);
+  await page.locator('#version').filter({ hasText: 'counter 1.0.0' }).waitFor();
+  const result = await page.evaluate(async () => {
+    const blocked = [];
+    addEventListener('securitypolicyviolation', (e) => blocked.push(e.effectiveDirective));
+    const { default: init, HotSwap } = await import('/pkg/index.js');
+    await init();
+    const index = await (await fetch('/guests/index.json')).json();
+    const source = (name) => ({ url: `/guests/${index[name].file}`, sha256: index[name].sha256 });
+    const events = [];
+    const slot = await HotSwap.load(source('counter-precopy-v1'), { onEvent: (e) => events.push(e) });
+    for (let i = 0; i < 5; i++) slot.exports.increment();
+    const versions = [];
+    for (const name of ['counter-precopy-v2', 'counter-precopy-v1', 'counter-precopy-v2']) {
+      await slot.swap(source(name));
+      versions.push(`${slot.current.version}:${slot.exports.count()}`);
+      slot.exports.increment();
+    }
+    const refused = await slot.swap({ ...source('counter-precopy-v1'), sha256: '0'.repeat(64) }).then(() => 'swapped', (e) => e.code);
+    return {
+      versions,
+      count: String(slot.exports.count()),
+      refused,
+      running: slot.current.version,
+      hashedOn: [...new Set(events.filter((e) => e.type === 'verify').map((e) => e.hashedOn))],
+      transfers: events.filter((e) => e.type === 'commit').map((e) => e.transfer),
+      blocked: [...new Set(blocked)],
+    };
+  });
+  assert.deepEqual(result.blocked, ['worker-src'], 'the CSP did not stop a worker: this test proves nothing');
+  assert.deepEqual(result.hashedOn, ['page']);
+  assert.deepEqual(result.transfers, ['copy', 'copy', 'copy']);
+  // Version 2 counts in steps of 2.
+  assert.deepEqual(result.versions, ['2.0.0:5', '1.0.0:7', '2.0.0:8']);
+  assert.equal(result.refused, 'HASH_MISMATCH');
+  assert.equal(result.running, '2.0.0');
+  assert.equal(result.count, '10');
+  // Chromium reports each blocked worker on the console; nothing else may appear there.
+  assert.deepEqual(problems.filter((p) => !/Content Security Policy/.test(p)), []);
+});

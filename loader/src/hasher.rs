@@ -11,8 +11,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use js_sys::{Array, ArrayBuffer, Function, Promise, Reflect, Uint8Array};
-use wasm_bindgen::{closure::Closure, JsCast, JsValue};
-use web_sys::MessageEvent;
+use wasm_bindgen::{JsCast, JsValue};
 
 use crate::digest::Digest;
 use crate::error::{js_message, LoaderError};
@@ -38,11 +37,8 @@ pub(crate) struct Hasher {
     /// Requests not answered yet: few at a time (one per slot swapping).
     waiting: Rc<RefCell<Vec<(u32, Function)>>>,
     next_id: Cell<u32>,
-    broken: Rc<Cell<bool>>,
-    /// It answered its first message: its start-up is over.
-    ready: Rc<Cell<bool>>,
-    _on_message: Closure<dyn FnMut(MessageEvent)>,
-    _on_error: Closure<dyn FnMut(JsValue)>,
+    /// It did not answer in time, or WebCrypto refused there.
+    broken: Cell<bool>,
 }
 
 impl std::fmt::Debug for Hasher {
@@ -71,8 +67,11 @@ impl Hasher {
         SHARED.with(|shared| {
             let mut shared = shared.borrow_mut();
             match &*shared {
-                Shared::Running(hasher) if hasher.broken.get() => *shared = Shared::Unavailable,
-                Shared::Running(hasher) => return hasher.ready.get().then(|| hasher.clone()),
+                Shared::Running(hasher) if hasher.broken.get() || hasher.worker.failed() => {
+                    *shared = Shared::Unavailable;
+                }
+                // Until its first answer it may still be refused (a CSP).
+                Shared::Running(hasher) => return hasher.worker.answered().then(|| hasher.clone()),
                 Shared::NotStarted | Shared::Unavailable => {}
             }
             None
@@ -97,44 +96,27 @@ impl Hasher {
     }
 
     fn spawn() -> Option<Self> {
-        let worker = BlobWorker::start(WORKER_SOURCE).ok()?;
         let waiting: Rc<RefCell<Vec<(u32, Function)>>> = Rc::default();
-        let broken = Rc::new(Cell::new(false));
-        let ready = Rc::new(Cell::new(false));
-        let (for_message, ready_on_message) = (waiting.clone(), ready.clone());
-        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
-            ready_on_message.set(true);
-            let data = event.data();
+        let for_message = waiting.clone();
+        let on_message = move |data: JsValue| {
             let id = Reflect::get(&data, &"id".into()).ok().and_then(|v| v.as_f64());
-            let resolve = id.and_then(|id| take_waiting(&for_message, id as u32));
-            if let Some(resolve) = resolve {
+            if let Some(resolve) = id.and_then(|id| take_waiting(&for_message, id as u32)) {
                 let digest = Reflect::get(&data, &"digest".into()).unwrap_or(JsValue::NULL);
                 let _ = resolve.call1(&JsValue::UNDEFINED, &digest);
             }
-        });
-        // The script did not load (a Content-Security-Policy that forbids `blob:` workers
-        // reports it here) or threw: every request waiting falls back, and so do later ones.
-        let (for_error, broken_by_error) = (waiting.clone(), broken.clone());
-        let on_error = Closure::<dyn FnMut(JsValue)>::new(move |_event: JsValue| {
-            broken_by_error.set(true);
-            for (_, resolve) in for_error.borrow_mut().drain(..) {
+        };
+        // Every request waiting falls back to the page, and so do later ones.
+        let for_failure = waiting.clone();
+        let on_failure = move || {
+            for (_, resolve) in for_failure.borrow_mut().drain(..) {
                 let _ = resolve.call1(&JsValue::UNDEFINED, &JsValue::NULL);
             }
-        });
-        worker.worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-        worker.worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+        };
+        let worker = BlobWorker::start(WORKER_SOURCE, on_message, on_failure).ok()?;
         // Id 0, answered with a digest of nothing once the worker runs.
         let ping = message(&[("id", 0.into()), ("bytes", Uint8Array::new_with_length(0).into())]);
         worker.worker.post_message(&ping).ok()?;
-        Some(Self {
-            worker,
-            waiting,
-            next_id: Cell::new(0),
-            broken,
-            ready,
-            _on_message: on_message,
-            _on_error: on_error,
-        })
+        Some(Self { worker, waiting, next_id: Cell::new(0), broken: Cell::new(false) })
     }
 
     /// SHA-256 of `bytes`, whose buffer moves to the worker (it is detached here, and must

@@ -28,8 +28,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use js_sys::{Array, ArrayBuffer, Function, Object, Promise, Reflect, Uint8Array};
-use wasm_bindgen::{closure::Closure, JsCast, JsValue};
-use web_sys::MessageEvent;
+use wasm_bindgen::{JsCast, JsValue};
 
 use crate::error::{js_message, LoaderError};
 use crate::instance::GuestInstance;
@@ -87,6 +86,7 @@ function load(exports, f, phase, bytes, schema) {
 }
 onmessage = async ({ data }) => {
   try {
+    if (data.op === 'ping') { postMessage({ pong: true }); return; }
     if (data.op === 'reset') { target = null; return; }
     // A copy this worker made, handed back once installed: freed here, not on the page.
     if (data.op === 'discard') return;
@@ -113,11 +113,14 @@ onmessage = async ({ data }) => {
 };
 "#;
 
+/// How long a new worker may take to answer its first message before the page is taken not
+/// to run it: then the swap takes the ABI 1.0 path.
+const START_MS: f64 = 5_000.0;
+
 /// The worker that converts state off the main thread, one request at a time.
 pub(crate) struct Converter {
     worker: BlobWorker,
     reply: Rc<RefCell<Option<Function>>>,
-    _on_message: Closure<dyn FnMut(MessageEvent)>,
     /// Terminated after a request was given up (the guest code in it may never return): the
     /// slot starts a new worker for the next swap.
     stopped: std::cell::Cell<bool>,
@@ -142,25 +145,49 @@ impl std::fmt::Debug for Converter {
 }
 
 impl Converter {
-    /// Start the worker; an error when the page cannot run one (no `Worker`, or a CSP
-    /// forbidding `blob:` workers).
+    /// Start the worker; an error when the page has no `Worker`. Whether it runs is known
+    /// from [`Converter::usable`].
     pub(crate) fn start(max_state: u64) -> Result<Self, LoaderError> {
-        let internal = |e: JsValue| LoaderError::internal("starting the pre-copy worker", &e);
-        let worker = BlobWorker::start(WORKER_SOURCE).map_err(internal)?;
         let reply: Rc<RefCell<Option<Function>>> = Rc::default();
-        let waiting = reply.clone();
-        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
-            if let Some(resolve) = waiting.borrow_mut().take() {
-                let _ = resolve.call1(&JsValue::UNDEFINED, &event.data());
+        let answer = |reply: &Rc<RefCell<Option<Function>>>, data: &JsValue| {
+            if let Some(resolve) = reply.borrow_mut().take() {
+                let _ = resolve.call1(&JsValue::UNDEFINED, data);
             }
-        });
-        worker.worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-        Ok(Self { worker, reply, _on_message: on_message, stopped: std::cell::Cell::new(false), max_state })
+        };
+        let (for_message, for_failure) = (reply.clone(), reply.clone());
+        let on_message = move |data: JsValue| answer(&for_message, &data);
+        // A request under way fails now rather than at its deadline.
+        let on_failure = move || {
+            let error = object(&[("phase", "worker".into()), ("message", "the pre-copy worker stopped".into())]);
+            answer(&for_failure, &object(&[("error", error.into())]));
+        };
+        let worker = BlobWorker::start(WORKER_SOURCE, on_message, on_failure)
+            .map_err(|e| LoaderError::internal("starting the pre-copy worker", &e))?;
+        let _ = worker.worker.post_message(&object(&[("op", "ping".into())]));
+        Ok(Self { worker, reply, stopped: std::cell::Cell::new(false), max_state })
     }
 
-    /// Whether the worker was terminated after a request was given up.
+    /// Whether the worker runs: it answered its first message. Not when the page refuses it
+    /// (a Content-Security-Policy without `worker-src blob:` reports that as an error event,
+    /// after the worker was constructed) or it stays silent for [`START_MS`].
+    pub(crate) async fn usable(&self, signal: Option<&web_sys::AbortSignal>) -> Result<bool, LoaderError> {
+        if self.worker.answered() || self.worker.failed() {
+            return Ok(self.worker.answered() && !self.worker.failed());
+        }
+        let pong = Promise::new(&mut |resolve, _| *self.reply.borrow_mut() = Some(resolve));
+        match settle_within(pong, Some(START_MS), signal).await {
+            Err(GaveUp::Aborted(reason)) => Err(LoaderError::Aborted { reason: js_message(&reason) }),
+            Ok(Ok(answer)) => Ok(Reflect::has(&answer, &"pong".into()).unwrap_or(false)),
+            Ok(Err(_)) | Err(GaveUp::Expired) => {
+                self.reply.borrow_mut().take();
+                Ok(false)
+            }
+        }
+    }
+
+    /// Whether the worker was terminated after a request was given up, or died.
     pub(crate) fn is_stopped(&self) -> bool {
-        self.stopped.get()
+        self.stopped.get() || self.worker.failed()
     }
 
     /// Convert the state of `from`, whose memory copy is `image` (`length` bytes of it), into

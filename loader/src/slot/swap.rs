@@ -98,7 +98,7 @@ impl Slot {
         // swap needs none: the replaced instance is its own snapshot, and the pre-copy worker
         // starts meanwhile instead).
         let mut standby = if running.has_precopy() {
-            self.converter_for(&running.compiled, &running.compiled);
+            self.start_converter(&running.compiled, &running.compiled);
             None
         } else {
             self.start_standby(&running)?
@@ -112,7 +112,8 @@ impl Slot {
         loop {
             let running = self.current_instance()?;
             let schema = check_replacement(&running.compiled, &incoming, &self.table.borrow().held())?;
-            let converter = self.converter_for(&running.compiled, &incoming);
+            let converter =
+                self.converter_for(&running.compiled, &incoming, options.signal.as_ref().map(|s| &s.0)).await?;
             let prepared = match &converter {
                 Some(converter) => self.prepare_precopy(&running, &incoming, schema, converter, options).await?,
                 None => {
@@ -179,14 +180,31 @@ impl Slot {
     }
 
     /// The worker for a pre-copy between these two versions, if both declare it, neither
-    /// imports `app` functions (the worker cannot call the page), and the page can run one.
-    pub(super) fn converter_for(&self, from: &CompiledVersion, to: &CompiledVersion) -> Option<Rc<Converter>> {
+    /// imports `app` functions (the worker cannot call the page), and the page runs it.
+    pub(super) async fn converter_for(
+        &self,
+        from: &CompiledVersion,
+        to: &CompiledVersion,
+        signal: Option<&web_sys::AbortSignal>,
+    ) -> Result<Option<Rc<Converter>>, LoaderError> {
+        let Some(converter) = self.start_converter(from, to) else { return Ok(None) };
+        if converter.usable(signal).await? {
+            return Ok(Some(converter));
+        }
+        // Refused by the page (a CSP) or silent: not tried again; swaps take the 1.0 path.
+        *self.converter.borrow_mut() = Some(Err(()));
+        Ok(None)
+    }
+
+    /// [`Slot::converter_for`] without waiting to know whether the worker runs: it starts
+    /// while the new module downloads.
+    pub(super) fn start_converter(&self, from: &CompiledVersion, to: &CompiledVersion) -> Option<Rc<Converter>> {
         let eligible = |v: &CompiledVersion| v.interface.precopy.is_some() && v.interface.app_imports.is_empty();
         if !(self.options.precopy && eligible(from) && eligible(to)) {
             return None;
         }
         let mut converter = self.converter.borrow_mut();
-        // A worker stopped after a request was given up is replaced.
+        // A worker stopped after a request was given up, or that died, is replaced.
         if matches!(&*converter, Some(Ok(c)) if c.is_stopped()) {
             converter.take();
         }
