@@ -252,7 +252,7 @@ impl GuestInstance {
 
     /// Current memory size in bytes.
     pub(crate) fn memory_bytes(&self) -> u64 {
-        u64::from(self.view().byte_length())
+        buffer_bytes(&self.memory.buffer())
     }
 
     /// Copy `(ptr, len)` out of guest memory into a new JS array. Bytes never pass through
@@ -272,7 +272,7 @@ impl GuestInstance {
     /// Fail unless `(ptr, len)` lies inside memory.
     pub(crate) fn check_bounds(&self, phase: &str, ptr: u32, len: u32) -> Result<(), LoaderError> {
         let memory_bytes = self.memory_bytes();
-        if u64::from(ptr) + u64::from(len) > memory_bytes {
+        if !inside(ptr, len, memory_bytes) {
             return Err(LoaderError::OutOfBounds { phase: phase.into(), ptr, len, memory_bytes });
         }
         Ok(())
@@ -337,8 +337,21 @@ fn import_object(host_state: &Rc<RefCell<HostState>>, app: &Object) -> Result<(O
 
 /// The guest's memory as a view, if `(ptr, len)` lies inside it.
 fn guest_slice(state: &HostState, ptr: u32, len: u32) -> Option<Uint8Array> {
-    let view = Uint8Array::new(&state.memory.as_ref()?.buffer());
-    (u64::from(ptr) + u64::from(len) <= u64::from(view.byte_length())).then(|| view.subarray(ptr, ptr + len))
+    let buffer = state.memory.as_ref()?.buffer();
+    inside(ptr, len, buffer_bytes(&buffer)).then(|| Uint8Array::new(&buffer).subarray(ptr, ptr + len))
+}
+
+/// Bytes in an `ArrayBuffer`. Not `ArrayBuffer::byte_length`, a `u32`: a memory of 4 GiB
+/// would read as 0 bytes.
+pub(crate) fn buffer_bytes(buffer: &JsValue) -> u64 {
+    Reflect::get(buffer, &"byteLength".into()).ok().and_then(|n| n.as_f64()).map_or(0, |n| n as u64)
+}
+
+/// Whether `(ptr, len)` lies inside `size` bytes and ends where a view's `u32` offsets
+/// reach (a buffer ending at exactly 4 GiB does not).
+fn inside(ptr: u32, len: u32, size: u64) -> bool {
+    let end = u64::from(ptr) + u64::from(len);
+    end <= size && end <= u64::from(u32::MAX)
 }
 
 fn host_log(state: &Rc<RefCell<HostState>>, level: i32, ptr: u32, len: u32) {

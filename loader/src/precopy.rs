@@ -31,13 +31,17 @@ use js_sys::{Array, ArrayBuffer, Function, Object, Promise, Reflect, Uint8Array}
 use wasm_bindgen::{JsCast, JsValue};
 
 use crate::error::{js_message, LoaderError};
-use crate::instance::GuestInstance;
+use crate::instance::{buffer_bytes, GuestInstance};
 use crate::queue::{next_task, settle_within, GaveUp};
 use crate::version::CompiledVersion;
 use crate::worker::{message as object, BlobWorker};
 
 /// How many times the pause is tried before the last changes are applied inside it.
 pub(crate) const ROUNDS: u32 = 8;
+
+/// The largest memory pre-copied: its copies cross to the worker and back as `ArrayBuffer`s,
+/// which Chromium refuses to post near 2 GiB. A larger guest takes the ABI 1.0 path.
+pub(crate) const LARGEST_MEMORY: u64 = 1 << 30;
 
 /// Memory is touched and copied in slices of this size, one per event-loop turn: a couple of
 /// ms each, into pages never used before (~0.7 ms per MiB).
@@ -258,13 +262,17 @@ impl Converter {
         self.worker
             .worker
             .post_message_with_transfer(message, &transfer)
-            .map_err(|e| LoaderError::internal("posting to the pre-copy worker", &e))?;
+            .map_err(|e| LoaderError::PrecopyFailed { phase: "precopy post".into(), message: js_message(&e) })?;
         let answer = match settle_within(reply, Some(give_up.after_ms), give_up.signal).await {
             Ok(Ok(answer)) => answer,
             Ok(Err(e)) => return Err(LoaderError::internal("the pre-copy worker", &e)),
             Err(why) => return Err(self.give_up(why, give_up)),
         };
         match Reflect::get(&answer, &"image".into()).ok().and_then(|i| i.dyn_into::<ArrayBuffer>().ok()) {
+            // The new guest grew its memory in the worker past what installing can copy.
+            Some(image) if buffer_bytes(&image) > LARGEST_MEMORY => {
+                Err(too_large("precopy install", buffer_bytes(&image)))
+            }
             Some(image) => Ok(image),
             None => Err(worker_error(&Reflect::get(&answer, &"error".into()).unwrap_or_default())),
         }
@@ -329,11 +337,11 @@ pub(crate) struct Capture {
 impl Capture {
     /// Mark the guest's state; copying starts with [`Capture::step`].
     pub(crate) async fn start(instance: &Rc<GuestInstance>) -> Result<Self, LoaderError> {
-        let size = instance.memory_bytes() as u32;
+        let size = capturable(instance)?;
         // Headroom for memory the guest grows while the pages are touched.
         let buffer = touched(size.saturating_add(size / 8).max(SLICE)).await?;
         instance.delta_mark()?;
-        let length = instance.memory_bytes() as u32;
+        let length = capturable(instance)?;
         if length > buffer.byte_length() {
             // It grew past the headroom: copy into fresh pages now (slower, in one step).
             let whole = instance.view().slice(0, length).buffer();
@@ -364,6 +372,23 @@ impl Capture {
     /// The copy, and how much of it is the memory.
     pub(crate) fn image(&self) -> (ArrayBuffer, u32) {
         (self.buffer.clone(), self.length)
+    }
+}
+
+/// The size of `instance`'s memory, unless it grew past [`LARGEST_MEMORY`] since the swap
+/// chose pre-copy.
+fn capturable(instance: &GuestInstance) -> Result<u32, LoaderError> {
+    let size = instance.memory_bytes();
+    match u32::try_from(size) {
+        Ok(size) if u64::from(size) <= LARGEST_MEMORY => Ok(size),
+        _ => Err(too_large("precopy capture", size)),
+    }
+}
+
+fn too_large(phase: &str, size: u64) -> LoaderError {
+    LoaderError::PrecopyFailed {
+        phase: phase.into(),
+        message: format!("a memory of {size} bytes is over the {LARGEST_MEMORY} bytes pre-copy moves"),
     }
 }
 

@@ -257,3 +257,20 @@ async fn a_state_over_max_state_bytes_is_refused_in_the_worker_as_in_the_pause()
     assert_eq!((slot.current().unwrap().version.as_str(), checksum(&slot)), ("1.0.0", before));
     assert_eq!(call_i64(&increment), 4);
 }
+
+#[wasm_bindgen_test]
+async fn a_guest_whose_memory_grew_to_4_gib_swaps_with_its_state_by_copy_instead_of_losing_it() {
+    let slot = load("wat-precopy-v1", "{}").await;
+    let increment = export(&slot, "increment");
+    for _ in 0..5 {
+        call_i64(&increment);
+    }
+    // 65,536 pages: 4 GiB, whose byte length a `u32` reads as 0 — once a copy of nothing,
+    // an empty delta and a commit that dropped the count.
+    let grown = export(&slot, "grow").call1(&JsValue::UNDEFINED, &65_535.into()).unwrap();
+    assert_eq!(grown.as_f64(), Some(1.0), "this browser could not grow a memory to 4 GiB");
+    let events = Events::on(&slot);
+    assert_eq!(slot.swap(by_url("wat-precopy-v2").await).await.unwrap().version, "1.0.3");
+    assert_eq!(field(&events.last("commit").unwrap(), "transfer"), "copy", "too large to cross to the worker");
+    assert_eq!(call_i64(&export(&slot, "count")), 5);
+}

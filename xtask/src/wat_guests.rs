@@ -26,9 +26,15 @@ struct Variant {
     save_high_pointer: bool,
     /// `state_load` calls `app.loading()` before loading (a hook into the pause).
     load_calls_app: bool,
+    /// ABI 1.1 pre-copy exports (the state is one global: every delta is empty) and a
+    /// `grow(pages)` export, to reach memories too large to pre-copy.
+    precopy: bool,
 }
 
 const VALID_META: &str = "abi=1.0\nname=counter\nversion=1.0.2\nstate-schema=1\n";
+
+const PRECOPY_META_V1: &str = "abi=1.1\nname=counter\nversion=1.0.2\nstate-schema=1\nprecopy=1\n";
+const PRECOPY_META_V2: &str = "abi=1.1\nname=counter\nversion=1.0.3\nstate-schema=1\nprecopy=1\n";
 
 /// Every WAT guest: (output name, text).
 pub fn all() -> Vec<(&'static str, String)> {
@@ -61,6 +67,8 @@ pub fn all() -> Vec<(&'static str, String)> {
         ("fault-random-in-start", render(Variant { random_in_start: true, ..base() })),
         ("fault-save-high-pointer", render(Variant { save_high_pointer: true, ..base() })),
         ("wat-counter-load-calls-app", render(Variant { load_calls_app: true, ..base() })),
+        ("wat-precopy-v1", render(Variant { metadata: Some(PRECOPY_META_V1), precopy: true, ..base() })),
+        ("wat-precopy-v2", render(Variant { metadata: Some(PRECOPY_META_V2), precopy: true, ..base() })),
     ]
 }
 
@@ -140,6 +148,18 @@ fn render(v: Variant) -> String {
             "(result i32)\n    (if (i32.ne (local.get $len)",
             "(result i32)\n    (call $loading)\n    (if (i32.ne (local.get $len)",
         );
+    }
+    if v.precopy {
+        let (mark, save, load) = (
+            hotswap_abi::precopy::DELTA_MARK.0,
+            hotswap_abi::precopy::DELTA_SAVE.0,
+            hotswap_abi::precopy::DELTA_LOAD.0,
+        );
+        wat.push_str(&format!(
+            "  (func (export \"{mark}\"))\n  (func (export \"{save}\") (param i32) (result i64) (i64.const 0))\n  \
+             (func (export \"{load}\") (param i32 i32 i32) (result i32) (i32.const 0))\n  \
+             (func (export \"grow\") (param i32) (result i32) (memory.grow (local.get 0)))\n"
+        ));
     }
     if v.foreign_import {
         add_import(&mut wat, "  (import \"env\" \"getrandom\" (func (param i32 i32) (result i32)))\n");

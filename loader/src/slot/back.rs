@@ -45,7 +45,7 @@ impl Slot {
         let running = self.current_instance()?;
         let previous = self.state.borrow().previous.as_ref().map(|p| p.compiled.clone());
         let previous = previous.ok_or(LoaderError::RollbackUnavailable {})?;
-        if let Some(converter) = self.converter_for(&running.compiled, &previous, None).await? {
+        if let Some(converter) = self.converter_for(&running, &previous, None).await? {
             let carried = match transfer_schema(&running.compiled.interface.metadata, &previous.interface.metadata) {
                 Ok(schema) => {
                     let options = SwapOptions::default();

@@ -10,9 +10,9 @@ use super::{Slot, State};
 use crate::commit::{self, Attempt, Committed, PreparedSwap, Snapshot, Transfer};
 use crate::error::LoaderError;
 use crate::events::{Clock, Event, RollbackReason, StateSource, TransferKind};
-use crate::instance::{GuestInstance, PendingInstance};
+use crate::instance::{buffer_bytes, GuestInstance, PendingInstance};
 use crate::options::{ModuleSource, SwapOptions};
-use crate::precopy::{Capture, Converter, GiveUp, ROUNDS};
+use crate::precopy::{Capture, Converter, GiveUp, LARGEST_MEMORY, ROUNDS};
 use crate::probation::Standby;
 use crate::queue::next_task;
 use crate::rollback::Previous;
@@ -112,8 +112,7 @@ impl Slot {
         loop {
             let running = self.current_instance()?;
             let schema = check_replacement(&running.compiled, &incoming, &self.table.borrow().held())?;
-            let converter =
-                self.converter_for(&running.compiled, &incoming, options.signal.as_ref().map(|s| &s.0)).await?;
+            let converter = self.converter_for(&running, &incoming, options.signal.as_ref().map(|s| &s.0)).await?;
             let prepared = match &converter {
                 Some(converter) => self.prepare_precopy(&running, &incoming, schema, converter, options).await?,
                 None => {
@@ -183,11 +182,15 @@ impl Slot {
     /// imports `app` functions (the worker cannot call the page), and the page runs it.
     pub(super) async fn converter_for(
         &self,
-        from: &CompiledVersion,
+        from: &GuestInstance,
         to: &CompiledVersion,
         signal: Option<&web_sys::AbortSignal>,
     ) -> Result<Option<Rc<Converter>>, LoaderError> {
-        let Some(converter) = self.start_converter(from, to) else { return Ok(None) };
+        // Copies of a larger memory cannot cross to the worker.
+        if from.memory_bytes() > LARGEST_MEMORY {
+            return Ok(None);
+        }
+        let Some(converter) = self.start_converter(&from.compiled, to) else { return Ok(None) };
         if converter.usable(signal).await? {
             return Ok(Some(converter));
         }
@@ -306,7 +309,7 @@ impl Slot {
     ) -> Result<PreparedSwap, LoaderError> {
         let converted = converter.apply(delta, prepared.schema, &self.give_up(options)).await?;
         let converted = unless_cancelled(options, converter, converted)?;
-        progress.image_bytes = u64::from(converted.byte_length());
+        progress.image_bytes = buffer_bytes(&converted);
         converter.install(&prepared.incoming, converted).await?;
         Ok(prepared)
     }
