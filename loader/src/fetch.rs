@@ -63,9 +63,16 @@ pub(crate) async fn fetch_verified(
         .body()
         .ok_or_else(|| LoaderError::BodyIncomplete { received: 0, message: "the response has no body".into() })?;
     let mut download = Download::new(Clock::start());
+    // A stream the app built may hand over a chunk and write into it again later (a pooled
+    // or BYOB buffer): each chunk is copied as it arrives, so the compiler, the inspector and
+    // the hash see the same bytes. Bodies the browser made are never written again.
+    let own_chunks = matches!(source.origin, Origin::Response(_));
     // The body is kept in one typed array to be hashed: 4 GiB at most, whatever the limit.
     let max_bytes = max_bytes.min(u64::from(u32::MAX));
-    let read = net::read_capped(&response, body, abort.as_ref(), max_bytes, |chunk| download.take(chunk)).await;
+    let read = net::read_capped(&response, body, abort.as_ref(), max_bytes, |chunk| {
+        download.take(if own_chunks { chunk.slice(0, chunk.length()) } else { chunk })
+    })
+    .await;
     let bytes = match read {
         Ok(bytes) => bytes,
         Err(e) => {
@@ -162,7 +169,9 @@ impl Download {
 
     /// The download failed: stop the compiler too.
     fn abandon(&mut self) {
-        if let Some((feed, _)) = self.streaming.take() {
+        if let Some((feed, compiling)) = self.streaming.take() {
+            // The compiler's promise rejects in turn: nobody awaits it any more.
+            ignore_rejection(&compiling);
             feed.error_with_e(&"download stopped".into());
         }
     }
