@@ -37,7 +37,9 @@ const session = {
 };
 // Test hooks: the end-to-end tests read the session, and check that no reload happened.
 window.__demo = session;
-window.__loadMarker = crypto.randomUUID();
+// Not crypto.randomUUID(): it exists only in secure contexts, and a phone on the LAN opens
+// the demo over plain http.
+window.__loadMarker = crypto.getRandomValues(new Uint32Array(2)).join("-");
 
 const guest = createGuest(session);
 const panel = createPanel(session, guest);
