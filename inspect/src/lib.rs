@@ -32,7 +32,7 @@ mod stream;
 
 pub use error::InspectError;
 pub use interface::{check_replacement, inspect, AppImports, Export, ModuleInterface, Policy, PrecopySupport};
-pub use stream::Inspector;
+pub use stream::{Inspector, MAX_INTERFACE_BYTES};
 
 #[cfg(test)]
 mod tests;

@@ -24,6 +24,11 @@ const LONGEST_NAME_READ: u32 = 64;
 /// may be 4 GiB in a 14-byte body, so a body grows with the bytes that really arrive.
 const RESERVE_AT_MOST: u32 = 64 << 10;
 
+/// The most the kept sections may declare in all. Their bytes are copied into the reader's
+/// memory (the loader's own wasm memory, which never shrinks) before any digest is known;
+/// a guest's interface takes a few KiB.
+pub const MAX_INTERFACE_BYTES: u64 = 1 << 20;
+
 /// An empty body with room for `declared` bytes, or [`RESERVE_AT_MOST`].
 fn body_for(declared: u32) -> Vec<u8> {
     Vec::with_capacity(declared.min(RESERVE_AT_MOST) as usize)
@@ -70,12 +75,14 @@ pub struct Inspector {
     /// Module bytes consumed before `pending`.
     offset: u64,
     pub(crate) kept: Vec<Section>,
+    /// Bytes the kept sections declare in all.
+    declared: u64,
     failed: Option<InspectError>,
 }
 
 impl Default for Inspector {
     fn default() -> Self {
-        Self { state: State::Preamble, pending: Vec::new(), offset: 0, kept: Vec::new(), failed: None }
+        Self { state: State::Preamble, pending: Vec::new(), offset: 0, kept: Vec::new(), declared: 0, failed: None }
     }
 }
 
@@ -186,6 +193,9 @@ impl Inspector {
         let next = if id == 0 {
             State::CustomName { size }
         } else if KEPT_IDS.contains(&id) {
+            if !self.room_for(size) {
+                return 1;
+            }
             self.kept.push(Section { id, offset: body_offset, body: body_for(size) });
             State::Keep { remaining: size }
         } else {
@@ -232,6 +242,9 @@ impl Inspector {
             return 1;
         }
         let remaining = size - read;
+        if is_metadata && !self.room_for(remaining) {
+            return 1;
+        }
         let next = if is_metadata {
             self.kept.push(Section { id: METADATA, offset: self.consumed(), body: body_for(remaining) });
             State::Keep { remaining }
@@ -241,6 +254,20 @@ impl Inspector {
         self.advance(next);
         self.settle_empty_body();
         1
+    }
+
+    /// Whether a kept section of `size` more bytes stays within [`MAX_INTERFACE_BYTES`];
+    /// fails the module if not.
+    fn room_for(&mut self, size: u32) -> bool {
+        self.declared += u64::from(size);
+        if self.declared <= MAX_INTERFACE_BYTES {
+            return true;
+        }
+        self.fail(InspectError::malformed(format!(
+            "its interface sections (types, imports, functions, memory, exports, hotswap.meta) declare {} bytes, over the {MAX_INTERFACE_BYTES} a guest may use",
+            self.declared
+        )));
+        false
     }
 
     fn keep(&mut self, data: &[u8], remaining: u32) -> usize {

@@ -162,6 +162,28 @@ fn a_section_that_declares_4_gib_in_a_14_byte_body_reserves_only_what_arrives() 
 }
 
 #[test]
+fn interface_sections_over_1_mib_are_refused_before_their_bytes_are_kept() {
+    // A `hotswap.meta` section, then an export section, that really hold 2 MiB: their bytes
+    // would sit in the loader's own memory (which never shrinks) until the digest refused them.
+    let leb = |n: u32| {
+        vec![(n & 0x7f) as u8 | 0x80, ((n >> 7) & 0x7f) as u8 | 0x80, ((n >> 14) & 0x7f) as u8 | 0x80, (n >> 21) as u8]
+    };
+    let size = 2u32 << 20;
+    let meta = [&[0u8][..], &leb(size), &[12], b"hotswap.meta"].concat();
+    let export = [&[7u8][..], &leb(size)].concat();
+    for header in [meta, export] {
+        let mut inspector = Inspector::default();
+        inspector.feed(&[b"\0asm\x01\0\0\0".as_slice(), &header].concat());
+        inspector.feed(&vec![b'x'; size as usize]);
+        let kept: usize = inspector.kept.iter().map(|s| s.body.capacity()).sum();
+        assert!(kept as u64 <= MAX_INTERFACE_BYTES, "kept {kept} bytes");
+        let err = inspector.finish().unwrap_err();
+        assert_eq!(err.code(), "COMPILE_FAILED");
+        assert!(err.to_string().contains("interface sections"), "{err}");
+    }
+}
+
+#[test]
 fn big_code_and_data_sections_are_not_kept() {
     let ballast = "x".repeat(200_000);
     let bytes = wasm(&GUEST.replace("some data the inspector skips", &ballast));
