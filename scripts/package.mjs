@@ -29,6 +29,13 @@ export { HotSwapError } from '${errorPath}';
 HotSwap.prototype.free = function free() { this.dispose(); };
 if (Symbol.dispose) HotSwap.prototype[Symbol.dispose] = HotSwap.prototype.free;
 
+// HotSwap.load (and watch) before init(): they load the loader's .wasm themselves rather than
+// fail with wasm-bindgen's TypeError ("reading 'hotswap_load'"). init() is a no-op once done.
+for (const name of ['load', 'watch']) {
+  const call = HotSwap[name];
+  if (call) HotSwap[name] = async function (...args) { await init(); return call.apply(this, args); };
+}
+
 /**
  * Load the loader's own WebAssembly (once, before anything else). Without an argument it is
  * fetched from next to this file; a bundler that moves this file without the .wasm (Vite's

@@ -87,6 +87,19 @@ test('a download stopped at the byte cap rejects with MODULE_TOO_LARGE and leave
   assert.deepEqual(result, { code: 'MODULE_TOO_LARGE', unhandled: [] });
 });
 
+test('HotSwap.load works before init() is called: it loads the loader itself', async () => {
+  const page = await watchedPage(browser, []);
+  // A page that has not loaded the loader: its token, a same-origin document with no script.
+  await page.goto(`${url}/__token`);
+  const result = await page.evaluate(async () => {
+    const { HotSwap } = await import('/pkg/index.js');
+    const index = await (await fetch('/guests/index.json')).json();
+    const slot = await HotSwap.load({ url: `/guests/${index['counter-v1'].file}`, sha256: index['counter-v1'].sha256 });
+    return `${slot.current.version} ${slot.exports.increment()}`;
+  });
+  assert.equal(result, '1.0.0 1');
+});
+
 test('under a CSP that forbids workers, loads and swaps still work: the page hashes, the state travels by copy, nothing is lost', async () => {
   const problems = [];
   const page = await watchedPage(browser, problems);
