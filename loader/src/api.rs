@@ -328,12 +328,12 @@ impl HotSwap {
         Ok(out.into())
     }
 
-    /// Add an event listener; returns an id for `off`.
+    /// Add an event listener; returns an id for `off`. Throws `DISPOSED` after `dispose()`.
     pub fn on(
         &self,
         #[wasm_bindgen(unchecked_param_type = "(event: HotSwapEvent) => void")] listener: Function,
-    ) -> u32 {
-        self.slot.on(listener)
+    ) -> Result<u32, JsValue> {
+        Ok(self.slot.on(listener)?)
     }
 
     /// Remove an event listener.

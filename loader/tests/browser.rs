@@ -342,7 +342,7 @@ async fn a_version_that_traps_after_the_swap_is_rolled_back_automatically_with_t
     let sink = events.clone();
     let listener =
         wasm_bindgen::closure::Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| sink.borrow_mut().push(e));
-    slot.on(listener.as_ref().unchecked_ref::<Function>().clone());
+    slot.on(listener.as_ref().unchecked_ref::<Function>().clone()).unwrap();
     let before = checksum(&slot);
     assert_eq!(slot.swap(by_url("counter-traps-after-swap").await).await.unwrap().version, "1.0.1");
     assert!(slot.on_probation());
@@ -379,7 +379,7 @@ async fn a_trap_before_the_snapshot_is_copied_out_still_restores_the_pre_swap_st
             seen.set(LoaderError::detail_of(&thrown, "rolledBack").unwrap() == JsValue::TRUE);
         }
     });
-    slot.on(on_commit.as_ref().unchecked_ref::<Function>().clone());
+    slot.on(on_commit.as_ref().unchecked_ref::<Function>().clone()).unwrap();
     slot.swap(by_url("counter-traps-after-swap").await).await.unwrap();
     assert!(trapped.get(), "no rollback in the window");
     assert_eq!(slot.current().unwrap().version, "1.0.0");
@@ -687,6 +687,23 @@ async fn aborting_a_swap_whose_download_has_stalled_rejects_and_the_queue_moves_
     assert_eq!(checksum(&slot), before, "the state is untouched");
     assert_eq!(queued.await.unwrap().version, "2.0.0", "the swap queued behind it goes ahead");
     call_i64(&inc);
+}
+
+#[wasm_bindgen_test]
+async fn disposing_during_a_download_rejects_the_swap_with_disposed_and_listeners_are_refused_after() {
+    let (slot, _) = running_v1(r#"{"limits":{"stallTimeoutMs":400}}"#).await;
+    let swap = {
+        let (slot, stalled) = (slot.clone(), at_path("/stall", digest_of("counter-v2").await));
+        wasm_bindgen_futures::future_to_promise(async move {
+            slot.swap(stalled).await.map(|i| JsValue::from(i.version)).map_err(|e| e.to_js())
+        })
+    };
+    sleep_ms(100).await;
+    slot.dispose().unwrap();
+    let failed = JsFuture::from(swap).await.expect_err("the slot was disposed");
+    assert_eq!(LoaderError::code_of(&failed).as_deref(), Some("DISPOSED"), "not the download it cut short");
+    let listener = Function::new_no_args("");
+    assert!(matches!(slot.on(listener), Err(LoaderError::Disposed {})));
 }
 
 #[wasm_bindgen_test]

@@ -60,6 +60,8 @@ pub struct Slot {
     /// The pre-copy worker, started on the first swap that uses it; `Err` once it could not
     /// be (then swaps take the ABI 1.0 path).
     converter: RefCell<Option<Result<Rc<Converter>, ()>>>,
+    /// [`Slot::dispose`] ran.
+    disposed: std::cell::Cell<bool>,
     /// A copy of the running guest's memory under way (pre-copy).
     capturing: RefCell<Option<Rc<Capture>>>,
     /// Versions compiled before, by digest.
@@ -133,6 +135,7 @@ impl Slot {
             state,
             table: RefCell::new(table),
             converter: RefCell::default(),
+            disposed: std::cell::Cell::default(),
             capturing: RefCell::default(),
         });
         let _ = cell.set(Rc::downgrade(&slot));
@@ -184,8 +187,16 @@ impl Slot {
     }
 
     /// Add an event listener; returns its id for [`Slot::off`].
-    pub fn on(&self, listener: Function) -> u32 {
-        self.emitter.add(listener)
+    pub fn on(&self, listener: Function) -> Result<u32, LoaderError> {
+        if self.is_disposed() {
+            return Err(LoaderError::Disposed {});
+        }
+        Ok(self.emitter.add(listener))
+    }
+
+    /// Whether [`Slot::dispose`] ran.
+    fn is_disposed(&self) -> bool {
+        self.disposed.get()
     }
 
     /// Remove an event listener.
@@ -218,6 +229,7 @@ impl Slot {
         // Inside the pause (a host import called from a guest's state load) the table is
         // being rebound: disposing there would be undone by the commit.
         self.table.try_borrow().map_err(|_| LoaderError::Reentrant {})?.unbind();
+        self.disposed.set(true);
         let (running, frozen) = {
             let mut state = self.state.borrow_mut();
             let frozen = state.set_previous(None);

@@ -80,6 +80,8 @@ impl Slot {
         // The signal also stops a download (then failing as one): what the caller asked for
         // is ABORTED, and a swap that fails at all fails before its pause.
         let result = result.map_err(|e| options.check().err().unwrap_or(e));
+        // Disposed meanwhile: whatever failed after that (a download cut short) is why.
+        let result = result.map_err(|e| if self.is_disposed() { LoaderError::Disposed {} } else { e });
         if let Err(e) = &result {
             self.release_converted();
             self.emit_error(e);

@@ -199,8 +199,10 @@ impl Watcher {
                 }
             });
         });
-        let id = self.slot.on(closure.as_ref().unchecked_ref::<Function>().clone());
-        *self.listener.borrow_mut() = Some((id, closure));
+        // A disposed slot has no events to hear.
+        if let Ok(id) = self.slot.on(closure.as_ref().unchecked_ref::<Function>().clone()) {
+            *self.listener.borrow_mut() = Some((id, closure));
+        }
     }
 
     async fn load_fallback(&self, why: LoaderError) -> Result<(), LoaderError> {

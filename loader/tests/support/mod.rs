@@ -146,7 +146,7 @@ impl Events {
         let seen = Rc::new(RefCell::new(Vec::new()));
         let sink = seen.clone();
         let listener = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| sink.borrow_mut().push(e));
-        slot.on(listener.as_ref().unchecked_ref::<Function>().clone());
+        slot.on(listener.as_ref().unchecked_ref::<Function>().clone()).unwrap();
         Self { seen, _listener: listener }
     }
 
