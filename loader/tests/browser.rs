@@ -556,6 +556,10 @@ async fn an_export_the_running_version_lacks_throws_not_in_version_off_probation
     // Back to a version that has it, then rolled back to one that does not.
     slot.swap(by_url("counter-v1").await).await.unwrap();
     assert!(fill_error(&slot).is_none());
+    // `hello` came with the hand-written counter, which is gone: the bytes helper says so
+    // too, rather than that `hello` is not a bytes function.
+    let err = slot.call_bytes("hello", b"").err().map(|f| f.into_js()).unwrap();
+    assert_eq!(LoaderError::code_of(&err).as_deref(), Some("NOT_IN_VERSION"), "{}", message_of(&err));
     slot.rollback(false).await.unwrap();
     let thrown = fill_error(&slot).expect("fill should throw after the rollback");
     assert_eq!(LoaderError::code_of(&thrown).as_deref(), Some("NOT_IN_VERSION"));

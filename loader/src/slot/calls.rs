@@ -86,6 +86,11 @@ impl Slot {
             let entry = table
                 .entry_named(name)
                 .ok_or_else(|| LoaderError::from(InspectError::MissingExport { name: name.into() }))?;
+            // Exported by an earlier version only: what a call through `exports` says too.
+            let running = self.current_instance()?;
+            if running.export(name).is_none() {
+                return Err(LoaderError::NotInVersion { name: name.into(), version: running.version() }.into());
+            }
             if entry.export.sig != BYTES_FN {
                 let found = entry.export.sig.to_string();
                 return Err(LoaderError::from(InspectError::ExportSignature {
