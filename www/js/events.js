@@ -84,7 +84,7 @@ export function createEvents(session, { guest, panel, relay }) {
     const running = runningNow(event);
     const retry = TRANSIENT.has(event.code) ? ' Will try again.' : '';
     notice(registry ? 'registry' : 'update', session.slot?.registry?.usingFallback
-      ? `Running the ${running} bundled with this page: refused ${what} (${event.code}: ${event.message}).${retry}`
+      ? `Running the ${running}: refused ${what} (${event.code}: ${event.message}).${retry}`
       : `Refused ${what}: ${event.code}: ${event.message}. Still running ${running}.${retry}`);
     toast(`${event.code} (${what})`, 'error');
   }
