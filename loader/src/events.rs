@@ -80,6 +80,20 @@ js_enum! {
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct ErrorValue(pub JsValue);
 
+/// An error's stable code: typed as the union of codes, so apps can narrow on it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ErrorCode(pub String);
+
+impl JsType for ErrorCode {
+    const TS: &'static str = "HotSwapErrorCode";
+}
+
+impl ToJs for ErrorCode {
+    fn to_js(&self) -> JsValue {
+        self.0.to_js()
+    }
+}
+
 impl JsType for ErrorValue {
     const TS: &'static str = "HotSwapError";
 }
@@ -193,7 +207,7 @@ js_union! {
             /// The SHA-256 of the module the failed operation tried, if it tried one.
             tried_sha256: Option<String> as "triedSha256",
             /// The error's code.
-            code: String as "code",
+            code: ErrorCode as "code",
             /// The error's message.
             message: String as "message",
             /// The error itself: the `HotSwapError` the operation failed with, with its details.

@@ -17,7 +17,7 @@ use wasm_bindgen::JsValue;
 use crate::cache::ModuleCache;
 use crate::commit::Snapshot;
 use crate::error::LoaderError;
-use crate::events::{Clock, Emitter, ErrorValue, Event};
+use crate::events::{Clock, Emitter, ErrorCode, ErrorValue, Event};
 use crate::fetch::fetch_verified;
 use crate::hasher::Hasher;
 use crate::instance::GuestInstance;
@@ -303,7 +303,7 @@ impl Slot {
             version: self.current_instance().ok().map(|c| c.version()),
             tried_version: tried.version,
             tried_sha256: tried.sha256,
-            code: e.code().into(),
+            code: ErrorCode(e.code().into()),
             message: e.to_string(),
             error: ErrorValue(e.to_js()),
             retry_ms,
