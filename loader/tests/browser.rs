@@ -13,7 +13,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
 use wasm_hotswap::Digest;
-use wasm_hotswap::{LoadOptions, LoaderError, ModuleSource, Origin, Slot};
+use wasm_hotswap::{LoadOptions, LoaderError, ModuleSource, Origin, Slot, SwapOptions};
 
 wasm_bindgen_test_configure!(run_in_browser);
 
@@ -694,20 +694,46 @@ async fn aborting_a_swap_whose_download_has_stalled_rejects_and_the_queue_moves_
 }
 
 #[wasm_bindgen_test]
-async fn disposing_during_a_download_rejects_the_swap_with_disposed_and_listeners_are_refused_after() {
-    let (slot, _) = running_v1(r#"{"limits":{"stallTimeoutMs":400}}"#).await;
-    let swap = {
-        let (slot, stalled) = (slot.clone(), at_path("/stall", digest_of("counter-v2").await));
-        wasm_bindgen_futures::future_to_promise(async move {
-            slot.swap(stalled).await.map(|i| JsValue::from(i.version)).map_err(|e| e.to_js())
-        })
-    };
+async fn disposing_during_a_download_stops_it_and_rejects_every_queued_swap_with_disposed() {
+    // The server would be found silent only after 60 s: no swap may wait for that.
+    let (slot, _) = running_v1(r#"{"limits":{"stallTimeoutMs":60000}}"#).await;
+    let app = web_sys::AbortController::new().unwrap(); // the app's own, never aborted
+    let with_app_signal = SwapOptions::default().signal(app.signal());
+    let under_way = start_swap(&slot, at_path("/stall", digest_of("counter-v2").await), with_app_signal);
+    let queued = start_swap(&slot, at_path("/stall", digest_of("counter-v2").await), SwapOptions::default());
     sleep_ms(100).await;
     slot.dispose().unwrap();
-    let failed = JsFuture::from(swap).await.expect_err("the slot was disposed");
-    assert_eq!(LoaderError::code_of(&failed).as_deref(), Some("DISPOSED"), "not the download it cut short");
-    let listener = Function::new_no_args("");
-    assert!(matches!(slot.on(listener), Err(LoaderError::Disposed {})));
+    for swap in [under_way, queued] {
+        let settled = settled_within(swap, 5_000).await.expect("a swap still waits for the stalled download");
+        let failed = settled.expect_err("the slot was disposed");
+        assert_eq!(LoaderError::code_of(&failed).as_deref(), Some("DISPOSED"), "not the download it cut short");
+    }
+    assert!(matches!(slot.on(Function::new_no_args("")), Err(LoaderError::Disposed {})));
+}
+
+/// `slot.swap_with(source, options)` under way, as the Promise JS would hold.
+fn start_swap(slot: &Rc<Slot>, source: ModuleSource, options: SwapOptions) -> js_sys::Promise {
+    let slot = slot.clone();
+    wasm_bindgen_futures::future_to_promise(async move {
+        slot.swap_with(source, options).await.map(|i| JsValue::from(i.version)).map_err(|e| e.to_js())
+    })
+}
+
+/// How `promise` settled, if it did within `ms` (a bound far above the expected, not a timing).
+async fn settled_within(promise: js_sys::Promise, ms: i32) -> Option<Result<JsValue, JsValue>> {
+    let outcome = Rc::new(RefCell::new(None));
+    let sink = outcome.clone();
+    wasm_bindgen_futures::spawn_local(async move {
+        let settled = JsFuture::from(promise).await;
+        *sink.borrow_mut() = Some(settled);
+    });
+    for _ in 0..ms / 50 {
+        if outcome.borrow().is_some() {
+            break;
+        }
+        sleep_ms(50).await;
+    }
+    outcome.take()
 }
 
 #[wasm_bindgen_test]

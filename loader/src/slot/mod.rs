@@ -11,8 +11,8 @@ mod swap;
 use std::cell::{OnceCell, RefCell};
 use std::rc::{Rc, Weak};
 
-use js_sys::{Function, Object};
-use wasm_bindgen::JsValue;
+use js_sys::{Function, Object, Reflect};
+use wasm_bindgen::{JsCast, JsValue};
 
 use crate::cache::ModuleCache;
 use crate::commit::Snapshot;
@@ -25,7 +25,7 @@ use crate::js::ToJs;
 use crate::options::{LoadOptions, ModuleSource};
 use crate::precopy::{Capture, Converter};
 use crate::probation::Probation;
-use crate::queue::OpQueue;
+use crate::queue::{global_fn, OpQueue};
 use crate::rollback::Previous;
 use crate::shim::CallTable;
 use crate::validate::validate;
@@ -62,6 +62,9 @@ pub struct Slot {
     converter: RefCell<Option<Result<Rc<Converter>, ()>>>,
     /// [`Slot::dispose`] ran.
     disposed: std::cell::Cell<bool>,
+    /// Aborted by [`Slot::dispose`]: stops the swap under way (its download, its wait for
+    /// the pre-copy worker) rather than letting it run to its end or its stall timeout.
+    disposal: Option<web_sys::AbortController>,
     /// A copy of the running guest's memory under way (pre-copy).
     capturing: RefCell<Option<Rc<Capture>>>,
     /// Versions compiled before, by digest.
@@ -136,6 +139,7 @@ impl Slot {
             table: RefCell::new(table),
             converter: RefCell::default(),
             disposed: std::cell::Cell::default(),
+            disposal: web_sys::AbortController::new().ok(),
             capturing: RefCell::default(),
         });
         let _ = cell.set(Rc::downgrade(&slot));
@@ -199,6 +203,20 @@ impl Slot {
         self.disposed.get()
     }
 
+    /// The signal a swap follows: the app's, and this slot's disposal. Where the browser has
+    /// no `AbortSignal.any` (before Chrome 116, Firefox 124, Safari 17.4), an app's signal
+    /// alone; a disposal then shows once the download ends or stalls.
+    pub(super) fn swap_signal(&self, app: Option<&web_sys::AbortSignal>) -> Option<web_sys::AbortSignal> {
+        let Some(disposal) = self.disposal.as_ref().map(|c| c.signal()) else { return app.cloned() };
+        let Some(app) = app else { return Some(disposal) };
+        let both: js_sys::Array = [JsValue::from(app.clone()), disposal.into()].into_iter().collect();
+        let combined = global_fn("AbortSignal").and_then(|class| {
+            let any: Function = Reflect::get(&class, &"any".into()).ok()?.dyn_into().ok()?;
+            any.call1(&class, &both).ok()?.dyn_into().ok()
+        });
+        Some(combined.unwrap_or_else(|| app.clone()))
+    }
+
     /// Remove an event listener.
     pub fn off(&self, id: u32) {
         self.emitter.remove(id)
@@ -230,6 +248,9 @@ impl Slot {
         // being rebound: disposing there would be undone by the commit.
         self.table.try_borrow().map_err(|_| LoaderError::Reentrant {})?.unbind();
         self.disposed.set(true);
+        if let Some(disposal) = &self.disposal {
+            disposal.abort_with_reason(&"the HotSwap was disposed".into());
+        }
         let (running, frozen) = {
             let mut state = self.state.borrow_mut();
             let frozen = state.set_previous(None);

@@ -11,7 +11,7 @@ use crate::commit::{self, Attempt, Committed, PreparedSwap, Snapshot, Transfer};
 use crate::error::LoaderError;
 use crate::events::{Clock, Event, RollbackReason, StateSource, TransferKind};
 use crate::instance::{buffer_bytes, GuestInstance, PendingInstance};
-use crate::options::{ModuleSource, SwapOptions};
+use crate::options::{ModuleSource, Signal, SwapOptions};
 use crate::precopy::{Capture, Converter, GiveUp, LARGEST_MEMORY, ROUNDS};
 use crate::probation::Standby;
 use crate::queue::next_task;
@@ -72,6 +72,8 @@ impl Slot {
         options: SwapOptions,
     ) -> Result<VersionInfo, LoaderError> {
         let _turn = self.queue.enter().await;
+        let mut options = options;
+        options.signal = self.swap_signal(options.signal.as_ref().map(|s| &s.0)).map(Signal);
         self.trying(Some(source.sha256.to_hex()), None);
         let result = match options.check() {
             Ok(()) => self.swap_now(source, &options).await,
