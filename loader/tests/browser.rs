@@ -148,12 +148,12 @@ async fn a_guest_error_is_a_typed_trap_carrying_the_guests_message_and_state_sur
 
 #[wasm_bindgen_test]
 async fn hash_mismatch_reports_expected_and_actual_and_keeps_v1() {
-    // With the cache on, v1's digest would be served from it whatever the URL holds.
-    let (slot, inc) = running_v1(r#"{"limits":{"cachedModules":0}}"#).await;
-    let wrong = at_path("/guests/counter-v2.wasm", digest_of("counter-v1").await);
+    // The app pins the hand-written counter's digest; the server sends counter v2.
+    let (slot, inc) = running_v1("{}").await;
+    let wrong = at_path("/guests/counter-v2.wasm", digest_of("wat-counter").await);
     let err = assert_refused(&slot, &inc, wrong, "HASH_MISMATCH").await;
     let LoaderError::HashMismatch { expected, actual } = err else { unreachable!() };
-    assert_eq!(expected, digest_of("counter-v1").await.to_hex());
+    assert_eq!(expected, digest_of("wat-counter").await.to_hex());
     assert_eq!(actual, digest_of("counter-v2").await.to_hex());
 }
 
@@ -218,11 +218,12 @@ async fn once_a_version_runs_modules_are_hashed_in_a_worker_not_on_the_page_and_
     let info = slot.swap(by_url(next).await).await.unwrap();
     assert_eq!(info.sha256, digest_of(next).await.to_hex());
     assert_eq!(hashed_on(&events), "worker");
+    // A version not running (one that runs is not even fetched), pinned; other bytes sent.
     let other = if next == "counter-v1" { "counter-v2" } else { "counter-v1" };
-    let wrong = at_path(&format!("/guests/{other}.wasm"), digest_of(next).await);
+    let wrong = at_path(&format!("/guests/{next}.wasm"), digest_of(other).await);
     let err = assert_refused(&slot, &inc, wrong, "HASH_MISMATCH").await;
     let LoaderError::HashMismatch { actual, .. } = err else { unreachable!() };
-    assert_eq!(actual, digest_of(other).await.to_hex());
+    assert_eq!(actual, digest_of(next).await.to_hex());
     assert_eq!(spy.calls(), 0.0, "the page hashed a module itself");
 }
 
@@ -734,6 +735,22 @@ async fn settled_within(promise: js_sys::Promise, ms: i32) -> Option<Result<JsVa
         sleep_ms(50).await;
     }
     outcome.take()
+}
+
+#[wasm_bindgen_test]
+async fn a_swap_to_the_version_already_running_changes_nothing_and_keeps_the_way_back() {
+    let (slot, increment) = running_v1("{}").await;
+    slot.swap(by_url("counter-v2").await).await.unwrap();
+    let events = Events::on(&slot);
+    let before = checksum(&slot);
+    // Its digest is what runs: not even fetched (this URL answers 404).
+    let same = at_path("/status/404", digest_of("counter-v2").await);
+    assert_eq!(slot.swap(same).await.unwrap().version, "2.0.0");
+    assert_eq!(checksum(&slot), before);
+    assert!(events.last("commit").is_none() && events.last("fetch").is_none(), "nothing happened");
+    assert_eq!(slot.previous().map(|p| p.version).as_deref(), Some("1.0.0"), "the way back is still v1");
+    assert_eq!(slot.rollback(false).await.unwrap().version, "1.0.0");
+    call_i64(&increment);
 }
 
 #[wasm_bindgen_test]

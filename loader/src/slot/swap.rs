@@ -98,6 +98,11 @@ impl Slot {
         options: &SwapOptions,
     ) -> Result<VersionInfo, LoaderError> {
         let running = self.current_instance()?;
+        // The version asked for already runs: nothing to do, and the way back stays.
+        if source.sha256.matches(&running.compiled.digest) {
+            source.origin.discard();
+            return Ok(running.compiled.info());
+        }
         // The rollback standby is instantiated while the new module downloads (a pre-copy
         // swap needs none: the replaced instance is its own snapshot, and the pre-copy worker
         // starts meanwhile instead).
