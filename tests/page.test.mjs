@@ -87,6 +87,30 @@ test('a download stopped at the byte cap rejects with MODULE_TOO_LARGE and leave
   assert.deepEqual(result, { code: 'MODULE_TOO_LARGE', unhandled: [] });
 });
 
+test('a slow download cut at the byte cap or by the signal while it compiles rejects and leaves no unhandled rejection behind', async () => {
+  const page = await watchedPage(browser, []);
+  await page.goto(`${url}/counter/`);
+  await page.locator('#version').filter({ hasText: 'counter 1.0.0' }).waitFor();
+  const result = await page.evaluate(async () => {
+    const unhandled = [];
+    addEventListener('unhandledrejection', (e) => unhandled.push(String(e.reason)));
+    const { HotSwap } = await import('/pkg/index.js');
+    const index = await (await fetch('/guests/index.json')).json();
+    const v1 = index['counter-v1'];
+    const slot = await HotSwap.load({ url: `/guests/${v1.file}`, sha256: v1.sha256 }, { limits: { maxModuleBytes: 64 << 10 } });
+    // /trickle is slow enough to be compiled as it arrives, then the cap stops it (~320 ms).
+    const capped = await slot.swap({ url: '/trickle', sha256: v1.sha256.replace(/^./, (c) => (c === '0' ? '1' : '0')) })
+      .then(() => 'swapped', (e) => e.code);
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 200);
+    const aborted = await slot.swap({ url: '/trickle', sha256: '0'.repeat(64) }, { signal: controller.signal })
+      .then(() => 'swapped', (e) => e.code);
+    await new Promise((ok) => setTimeout(ok, 500));
+    return { capped, aborted, running: slot.current.version, unhandled };
+  });
+  assert.deepEqual(result, { capped: 'MODULE_TOO_LARGE', aborted: 'ABORTED', running: '1.0.0', unhandled: [] });
+});
+
 test('HotSwap.load works before init() is called: it loads the loader itself', async () => {
   const page = await watchedPage(browser, []);
   // A page that has not loaded the loader: its token, a same-origin document with no script.

@@ -6,6 +6,7 @@
 //   /truncated/<file>           announces the full Content-Length, sends half, then resets
 //   /endless                    a wasm header, then bytes forever (for byte caps)
 //   /stall                      a wasm header, then nothing, the connection left open
+//   /trickle                    like /endless, but 4 KiB every 20 ms: a slow link, compiled as it arrives
 //   /silent                     no answer at all, the connection left open
 //   /as-text/<file>             the guest served as text/plain (the loader must not care)
 //   /flipped/<file>             the guest with one byte flipped (a wrong-software module)
@@ -151,6 +152,12 @@ const server = createServer(async (req, res) => {
     return pump();
   }
   if (head === 'silent') return undefined;
+  if (head === 'trickle') {
+    res.writeHead(200, { 'content-type': 'application/wasm', ...isolation });
+    res.write(Buffer.from([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f, 1, 0x78]));
+    const timer = setInterval(() => res.write(Buffer.alloc(4096, 7)), 20);
+    return res.on('close', () => clearInterval(timer));
+  }
   if (head === 'stall') {
     res.writeHead(200, { 'content-type': 'application/wasm', ...isolation });
     return res.write(Buffer.from([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]));
