@@ -87,6 +87,42 @@ test('a download stopped at the byte cap rejects with MODULE_TOO_LARGE and leave
   assert.deepEqual(result, { code: 'MODULE_TOO_LARGE', unhandled: [] });
 });
 
+test('an app stream that rewrites its chunks after handing them over cannot make the loader run bytes other than those it hashed', async () => {
+  const page = await watchedPage(browser, []);
+  await page.goto(`${url}/counter/`);
+  await page.locator('#version').filter({ hasText: 'counter 1.0.0' }).waitFor();
+  const result = await page.evaluate(async () => {
+    const { HotSwap } = await import('/pkg/index.js');
+    const index = await (await fetch('/guests/index.json')).json();
+    const source = (name) => ({ url: `/guests/${index[name].file}`, sha256: index[name].sha256 });
+    const slot = await HotSwap.load(source('counter-v1'));
+    slot.exports.increment();
+    // Counter v2 streams in slowly (compiled as it arrives); then the producer zeroes the
+    // chunks it handed over, as a pooled buffer would be reused, and closes. The app pinned
+    // the digest of those zeroes: a loader hashing the chunks only at the end would match it
+    // and run v2.
+    const v2 = new Uint8Array(await (await fetch(source('counter-v2').url)).arrayBuffer());
+    const zeroes = new Uint8Array(await crypto.subtle.digest('SHA-256', new Uint8Array(v2.length)));
+    const handed = [];
+    const stream = new ReadableStream({
+      async start(controller) {
+        for (let at = 0; at < v2.length; at += 4096) {
+          const chunk = v2.slice(at, at + 4096);
+          handed.push(chunk);
+          controller.enqueue(chunk);
+          await new Promise((ok) => setTimeout(ok, 15));
+        }
+        for (const chunk of handed) chunk.fill(0);
+        controller.close();
+      },
+    });
+    const sha256 = [...zeroes].map((b) => b.toString(16).padStart(2, '0')).join('');
+    const code = await slot.swap({ response: new Response(stream), sha256 }).then(() => 'swapped', (e) => e.code);
+    return { code, running: slot.current.version, count: String(slot.exports.count()) };
+  });
+  assert.deepEqual(result, { code: 'HASH_MISMATCH', running: '1.0.0', count: '1' });
+});
+
 test('a slow download cut at the byte cap or by the signal while it compiles rejects and leaves no unhandled rejection behind', async () => {
   const page = await watchedPage(browser, []);
   await page.goto(`${url}/counter/`);
