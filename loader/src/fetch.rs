@@ -337,7 +337,7 @@ async fn open(
         Origin::Bytes(bytes) => {
             let response = Response::new_with_opt_buffer_source(Some(bytes))
                 .map_err(|e| LoaderError::internal("Response from bytes", &e))?;
-            (response, None, "<bytes>".to_string())
+            (response, Some(net::Abort::new(signal, 0)?), "<bytes>".to_string())
         }
         Origin::Response(response) => {
             if response.body_used() {
@@ -345,7 +345,9 @@ async fn open(
             }
             // A Response made in JS (not fetched) has no URL.
             let url = Some(response.url()).filter(|u| !u.is_empty()).unwrap_or_else(|| "<the source Response>".into());
-            (Clone::clone(response), None, url)
+            // The app's stream: the swap's signal and the stall watchdog stop it as they
+            // would a download (its reader is cancelled).
+            (Clone::clone(response), Some(net::Abort::new(signal, stall_ms)?), url)
         }
     };
     if !response.ok() {

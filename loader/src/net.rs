@@ -53,7 +53,10 @@ impl Watchdog {
 }
 
 impl Abort {
-    fn new(follow: Option<&AbortSignal>, stall_ms: u32) -> Result<Self, LoaderError> {
+    /// A handle that `follow` (the caller's signal) triggers, and the watchdog when nothing
+    /// arrives for `stall_ms` (0 = never). For a body not fetched here (the app's `Response`),
+    /// reading it follows the handle too: see [`read_capped`].
+    pub(crate) fn new(follow: Option<&AbortSignal>, stall_ms: u32) -> Result<Self, LoaderError> {
         let controller = AbortController::new().map_err(|e| LoaderError::internal("AbortController", &e))?;
         let link = follow.map(|signal| {
             let abort: Function = Reflect::get(&controller, &"abort".into())
@@ -87,6 +90,13 @@ impl Abort {
     /// Stop the download.
     pub(crate) fn abort(&self) {
         self.controller.abort();
+    }
+
+    /// Why reading stopped, if this handle stopped it: the watchdog's "no bytes for N ms", or
+    /// the caller's abort.
+    fn stopped(&self) -> Option<String> {
+        let signal = self.controller.signal();
+        signal.aborted().then(|| self.stall_message("bytes").unwrap_or_else(|| "the download was aborted".into()))
     }
 }
 
@@ -156,7 +166,19 @@ pub(crate) async fn read_capped(
     mut on_chunk: impl FnMut(Uint8Array) -> ControlFlow<()>,
 ) -> Result<u64, ReadError> {
     let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
+    // A body the app made does not hear our abort as a fetched one does: cancelling the
+    // reader ends a read that waits for it.
+    let cancel = abort.map(|abort| {
+        let signal = abort.controller.signal();
+        let waiting = reader.clone();
+        let cancel = Closure::<dyn FnMut()>::new(move || ignore_rejection(&waiting.cancel()));
+        let _ = signal.add_event_listener_with_callback("abort", cancel.as_ref().unchecked_ref());
+        (signal, cancel)
+    });
     let result = read_chunks(&reader, abort, content_length(response), cap, &mut on_chunk).await;
+    if let Some((signal, cancel)) = &cancel {
+        let _ = signal.remove_event_listener_with_callback("abort", cancel.as_ref().unchecked_ref());
+    }
     if result.is_err() {
         if let Some(abort) = abort {
             abort.abort();
@@ -180,10 +202,11 @@ async fn read_chunks(
     let mut total = 0u64;
     loop {
         let incomplete = |e: &JsValue| ReadError::Incomplete { received: total, message: js_message(e) };
-        let chunk = JsFuture::from(reader.read()).await.map_err(|e| {
-            let stalled = abort.and_then(|a| a.stall_message("bytes"));
-            stalled.map_or_else(|| incomplete(&e), |message| ReadError::Incomplete { received: total, message })
-        })?;
+        let chunk = JsFuture::from(reader.read()).await;
+        if let Some(message) = abort.and_then(Abort::stopped) {
+            return Err(ReadError::Incomplete { received: total, message });
+        }
+        let chunk = chunk.map_err(|e| incomplete(&e))?;
         if let Some(abort) = abort {
             abort.progress();
         }

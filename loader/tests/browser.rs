@@ -712,6 +712,29 @@ async fn disposing_during_a_download_stops_it_and_rejects_every_queued_swap_with
     assert!(matches!(slot.on(Function::new_no_args("")), Err(LoaderError::Disposed {})));
 }
 
+#[wasm_bindgen_test]
+async fn a_swap_reading_an_app_stream_that_never_ends_is_stopped_by_its_signal_and_by_dispose() {
+    let (slot, inc) = running_v1("{}").await;
+    let silent = || {
+        // The app's own Response over a stream that never sends a byte.
+        let stream = web_sys::ReadableStream::new().unwrap();
+        let response = web_sys::Response::new_with_opt_readable_stream(Some(&stream)).unwrap();
+        ModuleSource { origin: Origin::Response(response), sha256: Digest([7; 32]), listed_size: None }
+    };
+    let app = web_sys::AbortController::new().unwrap();
+    let swap = start_swap(&slot, silent(), SwapOptions::default().signal(app.signal()));
+    sleep_ms(100).await;
+    app.abort();
+    let settled = settled_within(swap, 5_000).await.expect("the signal did not stop the read");
+    assert_eq!(LoaderError::code_of(&settled.expect_err("aborted")).as_deref(), Some("ABORTED"));
+    call_i64(&inc);
+    let swap = start_swap(&slot, silent(), SwapOptions::default());
+    sleep_ms(100).await;
+    slot.dispose().unwrap();
+    let settled = settled_within(swap, 5_000).await.expect("dispose did not stop the read");
+    assert_eq!(LoaderError::code_of(&settled.expect_err("disposed")).as_deref(), Some("DISPOSED"));
+}
+
 /// `slot.swap_with(source, options)` under way, as the Promise JS would hold.
 fn start_swap(slot: &Rc<Slot>, source: ModuleSource, options: SwapOptions) -> js_sys::Promise {
     let slot = slot.clone();
