@@ -48,6 +48,8 @@ pub(crate) struct GuestInstance {
     precopy: Option<PrecopyExports>,
     host: Rc<RefCell<HostState>>,
     _imports: HostImports,
+    /// `hotswap_dispose` ran (or would have): the loader calls nothing in it any more.
+    retired: std::cell::Cell<bool>,
 }
 
 /// The ABI 1.1 pre-copy exports of a guest that declares them (`hotswap_warm` runs in the
@@ -141,6 +143,7 @@ impl PendingInstance {
             memory,
             host,
             _imports: imports,
+            retired: std::cell::Cell::new(false),
         })
     }
 }
@@ -236,12 +239,13 @@ impl GuestInstance {
         &self.memory
     }
 
-    /// `hotswap_dispose()`, if exported. Called once this version is no longer bound.
+    /// `hotswap_dispose()`, if exported, once this version is no longer bound: the last call
+    /// the loader makes into it (ABI), whoever retires it, however many times.
     pub(crate) fn dispose(&self) -> Result<(), LoaderError> {
-        match &self.dispose {
-            Some(f) => self.call(f, "dispose", &[]).map(drop),
-            None => Ok(()),
-        }
+        let dispose = self.dispose.as_ref().filter(|_| !self.retired.get());
+        let result = dispose.map_or(Ok(()), |f| self.call(f, "dispose", &[]).map(drop));
+        self.retired.set(true);
+        result
     }
 
     /// A fresh view of the whole memory. Views detach when memory grows, so never keep
@@ -281,6 +285,10 @@ impl GuestInstance {
     /// Call a guest function; a trap becomes [`LoaderError::GuestTrap`] with the guest's
     /// last logged error (a Rust guest logs its panic message just before trapping).
     pub(crate) fn call(&self, f: &Function, phase: &str, args: &[JsValue]) -> Result<JsValue, LoaderError> {
+        // A swap or rollback under way when its slot was disposed must not call it again.
+        if self.retired.get() {
+            return Err(LoaderError::Disposed {});
+        }
         let args: js_sys::Array = args.iter().collect();
         Reflect::apply(f, &JsValue::UNDEFINED, &args).map_err(|e| self.trap_error(phase, &e))
     }

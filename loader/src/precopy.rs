@@ -189,6 +189,11 @@ impl Converter {
         }
     }
 
+    /// Whether the page refused the worker: it failed before it ever answered (a CSP).
+    pub(crate) fn refused(&self) -> bool {
+        self.worker.failed() && !self.worker.answered()
+    }
+
     /// Whether the worker was terminated after a request was given up, or died.
     pub(crate) fn is_stopped(&self) -> bool {
         self.stopped.get() || self.worker.failed()

@@ -216,6 +216,10 @@ impl Slot {
             return None;
         }
         let mut converter = self.converter.borrow_mut();
+        // Refused by the page (a CSP): not started again, not even once more to find out.
+        if matches!(&*converter, Some(Ok(c)) if c.refused()) {
+            *converter = Some(Err(()));
+        }
         // A worker stopped after a request was given up, or that died, is replaced.
         if matches!(&*converter, Some(Ok(c)) if c.is_stopped()) {
             converter.take();
