@@ -25,8 +25,9 @@ const LONGEST_NAME_READ: u32 = 64;
 const RESERVE_AT_MOST: u32 = 64 << 10;
 
 /// The most the kept sections may declare in all. Their bytes are copied into the reader's
-/// memory (the loader's own wasm memory, which never shrinks) before any digest is known;
-/// a guest's interface takes a few KiB.
+/// memory (the loader's own wasm memory, which never shrinks) before any digest is known.
+/// A guest's take a few KiB; the function section adds a byte or two per function, so this
+/// leaves room for some 400,000 functions.
 pub const MAX_INTERFACE_BYTES: u64 = 1 << 20;
 
 /// An empty body with room for `declared` bytes, or [`RESERVE_AT_MOST`].
