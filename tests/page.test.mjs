@@ -15,11 +15,16 @@ before(async () => {
 });
 after(async () => { await browser?.close(); server?.close(); });
 
-test('the counter page swaps its logic on a click without reloading and keeps the count', async () => {
-  const problems = [];
-  const page = await watchedPage(browser, problems);
+/** The counter page, once its first version runs; `page` may come prepared (routes). */
+async function counterPage(page) {
   await page.goto(`${url}/counter/`);
   await page.locator('#version').filter({ hasText: 'counter 1.0.0' }).waitFor();
+  return page;
+}
+
+test('the counter page swaps its logic on a click without reloading and keeps the count', async () => {
+  const problems = [];
+  const page = await counterPage(await watchedPage(browser, problems));
   const marker = await page.evaluate(() => window.__loadMarker);
   for (let i = 0; i < 3; i++) await page.click('#increment');
   await page.locator('#state').filter({ hasText: 'counter 1.0.0: 3 (step 1' }).waitFor();
@@ -45,9 +50,7 @@ test('the counter page swaps its logic on a click without reloading and keeps th
 });
 
 test('free() and Symbol.dispose release a HotSwap like dispose(): later calls throw DISPOSED', async () => {
-  const page = await watchedPage(browser, []);
-  await page.goto(`${url}/counter/`);
-  await page.locator('#version').filter({ hasText: 'counter 1.0.0' }).waitFor();
+  const page = await counterPage(await watchedPage(browser, []));
   const codes = await page.evaluate(async () => {
     const { default: init, HotSwap } = await import('/pkg/index.js');
     await init();
@@ -69,9 +72,7 @@ test('free() and Symbol.dispose release a HotSwap like dispose(): later calls th
 });
 
 test('a download stopped at the byte cap rejects with MODULE_TOO_LARGE and leaves no unhandled rejection behind', async () => {
-  const page = await watchedPage(browser, []);
-  await page.goto(`${url}/counter/`);
-  await page.locator('#version').filter({ hasText: 'counter 1.0.0' }).waitFor();
+  const page = await counterPage(await watchedPage(browser, []));
   const result = await page.evaluate(async () => {
     const unhandled = [];
     addEventListener('unhandledrejection', (e) => unhandled.push(String(e.reason)));
@@ -88,9 +89,7 @@ test('a download stopped at the byte cap rejects with MODULE_TOO_LARGE and leave
 });
 
 test('an app stream that rewrites its chunks after handing them over cannot make the loader run bytes other than those it hashed', async () => {
-  const page = await watchedPage(browser, []);
-  await page.goto(`${url}/counter/`);
-  await page.locator('#version').filter({ hasText: 'counter 1.0.0' }).waitFor();
+  const page = await counterPage(await watchedPage(browser, []));
   const result = await page.evaluate(async () => {
     const { HotSwap } = await import('/pkg/index.js');
     const index = await (await fetch('/guests/index.json')).json();
@@ -124,9 +123,7 @@ test('an app stream that rewrites its chunks after handing them over cannot make
 });
 
 test('a slow download cut at the byte cap or by the signal while it compiles rejects and leaves no unhandled rejection behind', async () => {
-  const page = await watchedPage(browser, []);
-  await page.goto(`${url}/counter/`);
-  await page.locator('#version').filter({ hasText: 'counter 1.0.0' }).waitFor();
+  const page = await counterPage(await watchedPage(browser, []));
   const result = await page.evaluate(async () => {
     const unhandled = [];
     addEventListener('unhandledrejection', (e) => unhandled.push(String(e.reason)));
@@ -169,8 +166,7 @@ test('under a CSP that forbids workers, loads and swaps still work: the page has
     const response = await route.fetch();
     await route.fulfill({ response, headers: { ...response.headers(), 'content-security-policy': "worker-src 'none'" } });
   });
-  await page.goto(`${url}/counter/`);
-  await page.locator('#version').filter({ hasText: 'counter 1.0.0' }).waitFor();
+  await counterPage(page);
   const result = await page.evaluate(async () => {
     const blocked = [];
     addEventListener('securitypolicyviolation', (e) => blocked.push(e.effectiveDirective));
