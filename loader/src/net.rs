@@ -173,6 +173,10 @@ pub(crate) async fn read_capped(
         let waiting = reader.clone();
         let cancel = Closure::<dyn FnMut()>::new(move || ignore_rejection(&waiting.cancel()));
         let _ = signal.add_event_listener_with_callback("abort", cancel.as_ref().unchecked_ref());
+        // Aborted already: that event has been and gone.
+        if signal.aborted() {
+            ignore_rejection(&reader.cancel());
+        }
         (signal, cancel)
     });
     let result = read_chunks(&reader, abort, content_length(response), cap, &mut on_chunk).await;
