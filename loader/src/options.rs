@@ -217,6 +217,11 @@ impl SwapOptions {
         }
     }
 
+    /// The abort signal, if any.
+    pub(crate) fn abort_signal(&self) -> Option<&web_sys::AbortSignal> {
+        self.signal.as_ref().map(|s| &s.0)
+    }
+
     /// With an abort signal.
     pub fn signal(mut self, signal: web_sys::AbortSignal) -> Self {
         self.signal = Some(Signal(signal));

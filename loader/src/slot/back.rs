@@ -13,7 +13,7 @@ use crate::commit::Snapshot;
 use crate::error::LoaderError;
 use crate::events::{Event, RollbackReason};
 use crate::instance::GuestInstance;
-use crate::options::{Signal, SwapOptions};
+use crate::options::SwapOptions;
 use crate::probation::Standby;
 use crate::rollback;
 use crate::version::VersionInfo;
@@ -30,7 +30,7 @@ impl Slot {
             self.trying(Some(sha256), Some(version));
         }
         let result = self.rollback_now(allow_snapshot).await;
-        let result = result.map_err(|e| if self.is_disposed() { LoaderError::Disposed {} } else { e });
+        let result = result.map_err(|e| self.unless_disposed(e));
         if let Err(e) = &result {
             self.emit_error(e);
         }
@@ -47,8 +47,8 @@ impl Slot {
         let previous = self.state.borrow().previous.as_ref().map(|p| p.compiled.clone());
         let previous = previous.ok_or(LoaderError::RollbackUnavailable {})?;
         // dispose() stops a rollback under way as it does a swap.
-        let options = SwapOptions { signal: self.swap_signal(None).map(Signal) };
-        if let Some(converter) = self.converter_for(&running, &previous, options.signal.as_ref().map(|s| &s.0)).await? {
+        let options = self.following_disposal(SwapOptions::default());
+        if let Some(converter) = self.converter_for(&running, &previous, options.abort_signal()).await? {
             let carried = match transfer_schema(&running.compiled.interface.metadata, &previous.interface.metadata) {
                 Ok(schema) => match self.prepare_precopy(&running, &previous, schema, &converter, &options).await {
                     Ok(prepared) => self.pause_until_caught_up(prepared, Some(converter), &options, Change::Back).await,

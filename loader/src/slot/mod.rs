@@ -22,7 +22,7 @@ use crate::fetch::fetch_verified;
 use crate::hasher::Hasher;
 use crate::instance::GuestInstance;
 use crate::js::ToJs;
-use crate::options::{LoadOptions, ModuleSource};
+use crate::options::{LoadOptions, ModuleSource, Signal, SwapOptions};
 use crate::precopy::{Capture, Converter};
 use crate::probation::Probation;
 use crate::queue::{global_fn, OpQueue};
@@ -203,18 +203,35 @@ impl Slot {
         self.disposed.get()
     }
 
-    /// The signal a swap follows: the app's, and this slot's disposal. Where the browser has
-    /// no `AbortSignal.any` (before Chrome 116, Firefox 124, Safari 17.4), an app's signal
+    /// `options` for a swap or rollback that also stops when this slot is disposed: its signal
+    /// becomes the app's and the disposal's together. Where the browser has no
+    /// `AbortSignal.any` (before Chrome 116, Firefox 124, Safari 17.4), an app's signal stays
     /// alone; a disposal then shows once the download ends or stalls.
-    pub(super) fn swap_signal(&self, app: Option<&web_sys::AbortSignal>) -> Option<web_sys::AbortSignal> {
-        let Some(disposal) = self.disposal.as_ref().map(|c| c.signal()) else { return app.cloned() };
-        let Some(app) = app else { return Some(disposal) };
-        let both: js_sys::Array = [JsValue::from(app.clone()), disposal.into()].into_iter().collect();
-        let combined = global_fn("AbortSignal").and_then(|class| {
-            let any: Function = Reflect::get(&class, &"any".into()).ok()?.dyn_into().ok()?;
-            any.call1(&class, &both).ok()?.dyn_into().ok()
-        });
-        Some(combined.unwrap_or_else(|| app.clone()))
+    pub(super) fn following_disposal(&self, mut options: SwapOptions) -> SwapOptions {
+        let Some(disposal) = self.disposal.as_ref().map(|c| c.signal()) else { return options };
+        let signal = match options.abort_signal() {
+            None => disposal,
+            Some(app) => {
+                let both: js_sys::Array = [JsValue::from(app.clone()), disposal.into()].into_iter().collect();
+                let combined = global_fn("AbortSignal").and_then(|class| {
+                    let any: Function = Reflect::get(&class, &"any".into()).ok()?.dyn_into().ok()?;
+                    any.call1(&class, &both).ok()?.dyn_into().ok()
+                });
+                combined.unwrap_or_else(|| app.clone())
+            }
+        };
+        options.signal = Some(Signal(signal));
+        options
+    }
+
+    /// `e`, or `DISPOSED` if the slot was disposed meanwhile: that is why it failed (a
+    /// download cut short, an abort, a retired guest refusing the call).
+    fn unless_disposed(&self, e: LoaderError) -> LoaderError {
+        if self.is_disposed() {
+            LoaderError::Disposed {}
+        } else {
+            e
+        }
     }
 
     /// Remove an event listener.

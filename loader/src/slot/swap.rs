@@ -11,7 +11,7 @@ use crate::commit::{self, Attempt, Committed, PreparedSwap, Snapshot, Transfer};
 use crate::error::LoaderError;
 use crate::events::{Clock, Event, RollbackReason, StateSource, TransferKind};
 use crate::instance::{buffer_bytes, GuestInstance, PendingInstance};
-use crate::options::{ModuleSource, Signal, SwapOptions};
+use crate::options::{ModuleSource, SwapOptions};
 use crate::precopy::{Capture, Converter, GiveUp, LARGEST_MEMORY, ROUNDS};
 use crate::probation::Standby;
 use crate::queue::next_task;
@@ -72,8 +72,7 @@ impl Slot {
         options: SwapOptions,
     ) -> Result<VersionInfo, LoaderError> {
         let _turn = self.queue.enter().await;
-        let mut options = options;
-        options.signal = self.swap_signal(options.signal.as_ref().map(|s| &s.0)).map(Signal);
+        let options = self.following_disposal(options);
         self.trying(Some(source.sha256.to_hex()), None);
         let result = match options.check() {
             Ok(()) => self.swap_now(source, &options).await,
@@ -83,7 +82,7 @@ impl Slot {
         // is ABORTED, and a swap that fails at all fails before its pause.
         let result = result.map_err(|e| options.check().err().unwrap_or(e));
         // Disposed meanwhile: whatever failed after that (a download cut short) is why.
-        let result = result.map_err(|e| if self.is_disposed() { LoaderError::Disposed {} } else { e });
+        let result = result.map_err(|e| self.unless_disposed(e));
         if let Err(e) = &result {
             self.release_converted();
             self.emit_error(e);
@@ -112,7 +111,7 @@ impl Slot {
         } else {
             self.start_standby(&running)?
         };
-        let incoming = self.fetch_version(source, options.signal.as_ref().map(|s| &s.0)).await?;
+        let incoming = self.fetch_version(source, options.abort_signal()).await?;
         // Each stage in its own task: the page's events run in between.
         next_task().await;
         options.check()?;
@@ -121,7 +120,7 @@ impl Slot {
         loop {
             let running = self.current_instance()?;
             let schema = check_replacement(&running.compiled, &incoming, &self.table.borrow().held())?;
-            let converter = self.converter_for(&running, &incoming, options.signal.as_ref().map(|s| &s.0)).await?;
+            let converter = self.converter_for(&running, &incoming, options.abort_signal()).await?;
             let prepared = match &converter {
                 Some(converter) => self.prepare_precopy(&running, &incoming, schema, converter, options).await?,
                 None => {
@@ -308,7 +307,7 @@ impl Slot {
 
     /// When to stop waiting for the pre-copy worker.
     fn give_up<'a>(&self, options: &'a SwapOptions) -> GiveUp<'a> {
-        GiveUp { signal: options.signal.as_ref().map(|s| &s.0), after_ms: self.options.limits.precopy_timeout_ms }
+        GiveUp { signal: options.abort_signal(), after_ms: self.options.limits.precopy_timeout_ms }
     }
 
     /// The state changed since the conversion: convert the change too, and install the result.
